@@ -1,0 +1,103 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { normalizeFolder } from './folders.js';
+import { ModelSpec, parseShortSpec, type SpecEndpoints } from './model-spec.js';
+import { NodeSpec } from './nodes.js';
+
+/** A model from the manifest, remembered with the key a user will recognise in errors. */
+export interface ManifestModel {
+  key: string;
+  spec: ModelSpec;
+}
+
+export interface Manifest {
+  models: ManifestModel[];
+  nodes: NodeSpec[];
+}
+
+/** Parses manifest TOML. Problems are appended to `problems`, each prefixed with its manifest key. */
+export function parseManifest(text: string, endpoints: SpecEndpoints, problems: string[]): Manifest {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    problems.push(`manifest: not valid TOML: ${(err as Error).message.split('\n')[0]}`);
+    return { models: [], nodes: [] };
+  }
+  const models: ManifestModel[] = [];
+  const nodes: NodeSpec[] = [];
+
+  for (const key of Object.keys(doc)) {
+    if (key !== 'models' && key !== 'nodes') problems.push(`manifest ${key}: unknown section (expected [models.…] or [nodes.…])`);
+  }
+
+  for (const [folderKey, entries] of Object.entries(asTable(doc.models))) {
+    const folder = normalizeFolder(folderKey);
+    if (!folder) {
+      problems.push(`manifest models.${folderKey}: not a ComfyUI model folder or alias (e.g. checkpoints, loras, vae)`);
+      continue;
+    }
+    if (!isTable(entries)) {
+      problems.push(`manifest models.${folderKey}: must be a table of models`);
+      continue;
+    }
+    for (const [name, entry] of Object.entries(entries)) {
+      const key = `models.${folderKey}.${name}`;
+      const raw =
+        typeof entry === 'string'
+          ? { ...parseShortSpec(entry, endpoints) }
+          : isTable(entry)
+            ? { ...entry }
+            : undefined;
+      if (!raw) {
+        problems.push(`manifest ${key}: must be a URL string or a table`);
+        continue;
+      }
+      const parsed = ModelSpec.safeParse({ category: folder, ...raw });
+      if (!parsed.success) {
+        problems.push(...formatIssues(`manifest ${key}`, parsed.error));
+        continue;
+      }
+      models.push({ key, spec: parsed.data });
+    }
+  }
+
+  for (const [name, entry] of Object.entries(asTable(doc.nodes))) {
+    const key = `nodes.${name}`;
+    const raw = typeof entry === 'string' ? { url: entry } : isTable(entry) ? entry : undefined;
+    if (!raw) {
+      problems.push(`manifest ${key}: must be a URL string or a table with url and ref`);
+      continue;
+    }
+    const parsed = NodeSpec.safeParse({ name, ...raw });
+    if (!parsed.success) problems.push(...formatIssues(`manifest ${key}`, parsed.error));
+    else nodes.push(parsed.data);
+  }
+  return { models, nodes };
+}
+
+/** Reads PROVISION_URL: a local path or an http(s) URL (Google Drive links go through `fetchText`). */
+export async function readManifestText(
+  location: string,
+  fetchText: (url: string) => Promise<string>,
+): Promise<string> {
+  if (/^https?:\/\//i.test(location)) return fetchText(location);
+  return readFile(location, 'utf8');
+}
+
+export function formatIssues(prefix: string, error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.map(String).join('.');
+    return `${prefix}${path ? `.${path}` : ''}: ${issue.message}`;
+  });
+}
+
+function isTable(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function asTable(v: unknown): Record<string, unknown> {
+  return isTable(v) ? v : {};
+}
+

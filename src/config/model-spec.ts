@@ -1,0 +1,187 @@
+import { z } from 'zod';
+import { isPlainName, shortHash, slug } from '../lib/names.js';
+import { normalizeFolder, type ModelFolder } from './folders.js';
+
+/**
+ * One model as a user asks for it, from any entry point (environment, TOML manifest,
+ * POST /api/models). The manifest's snake_case keys (`version_id`) are accepted beside camelCase.
+ */
+
+const Sha256 = z
+  .string()
+  .regex(/^[a-fA-F0-9]{64}$/, 'must be 64 hex characters')
+  .transform((s) => s.toLowerCase());
+
+export const HttpUrl = z
+  .string()
+  .refine((u) => {
+    try {
+      const p = new URL(u);
+      return p.protocol === 'http:' || p.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, 'must be an http(s) URL');
+
+const PlainName = z.string().refine(isPlainName, 'must be a plain file name (no "/", "\\", "..", or leading dot)');
+
+const Category = z
+  .string()
+  .refine((c) => normalizeFolder(c) !== undefined, 'is not a ComfyUI model folder (e.g. checkpoints, loras, vae)')
+  .transform((c) => normalizeFolder(c) as ModelFolder);
+
+const RepoId = z
+  .string()
+  .regex(/^(datasets\/|spaces\/)?[\w.-]+\/[\w.-]+$/, 'must look like "owner/repo"');
+
+const RepoPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.split('/').some((s) => s === '..' || s === ''), 'must be a path inside the repository');
+
+const common = {
+  category: Category.optional(),
+  filename: PlainName.optional(),
+  sha256: Sha256.optional(),
+  overwrite: z.boolean().optional(),
+};
+
+export const CivitaiSpec = z.strictObject({
+  source: z.literal('civitai'),
+  versionId: z
+    .union([z.string(), z.number()])
+    .transform(String)
+    .pipe(z.string().regex(/^\d+$/, 'must be a numeric CivitAI model-version id')),
+  ...common,
+});
+
+export const HuggingfaceSpec = z.strictObject({
+  source: z.literal('huggingface'),
+  repo: RepoId,
+  file: RepoPath.optional(),
+  revision: z.string().min(1).regex(/^[^\s:]+$/, 'must be a branch, tag or commit').optional(),
+  include: z.array(z.string().min(1)).min(1).optional(),
+  ...common,
+});
+
+/** Header values are secrets: they stay in the process that read them and never enter Redis. */
+const Headers = z.record(
+  z.string().regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name'),
+  z.string(),
+);
+
+export const UrlSpec = z.strictObject({
+  source: z.literal('url'),
+  url: HttpUrl,
+  headers: Headers.optional(),
+  ...common,
+});
+
+export const GdriveSpec = z.strictObject({
+  source: z.literal('gdrive'),
+  url: HttpUrl,
+  ...common,
+});
+
+const SNAKE_TO_CAMEL: Record<string, string> = { version_id: 'versionId' };
+
+export const ModelSpec = z.preprocess(
+  (raw) => {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(raw)) out[SNAKE_TO_CAMEL[k] ?? k] = v;
+    return out;
+  },
+  z.discriminatedUnion(
+    'source',
+    [CivitaiSpec, HuggingfaceSpec, UrlSpec, GdriveSpec],
+    { error: 'source must be one of huggingface, civitai, url, gdrive' },
+  ),
+);
+
+export type ModelSpec = z.output<typeof ModelSpec>;
+export type ModelSource = ModelSpec['source'];
+
+/** Everything that identifies what is downloaded and where it lands; secrets excluded. */
+function identity(spec: ModelSpec): Record<string, unknown> {
+  const { category, filename } = spec;
+  switch (spec.source) {
+    case 'civitai':
+      return { s: spec.source, v: spec.versionId, category, filename };
+    case 'huggingface':
+      return { s: spec.source, r: spec.repo, f: spec.file, rev: spec.revision, i: spec.include, category, filename };
+    case 'url':
+    case 'gdrive':
+      return { s: spec.source, u: spec.url, category, filename };
+  }
+}
+
+/** Deterministic id of a model: the same request always maps to the same jobs. */
+export function modelId(spec: ModelSpec): string {
+  const label =
+    spec.source === 'civitai'
+      ? spec.versionId
+      : spec.source === 'huggingface'
+        ? (spec.file ?? spec.repo).split('/').pop()!
+        : spec.filename ?? new URL(spec.url).pathname.split('/').pop() ?? 'file';
+  return `${spec.source}-${slug(label, 32)}-${shortHash(JSON.stringify(identity(spec)))}`;
+}
+
+/** A human label for logs and /status before the source has resolved the real file name. */
+export function describeSpec(spec: ModelSpec): string {
+  switch (spec.source) {
+    case 'civitai':
+      return `civitai:${spec.versionId}`;
+    case 'huggingface':
+      return `${spec.repo}${spec.revision ? `@${spec.revision}` : ''}${spec.file ? `/${spec.file}` : ''}`;
+    case 'url':
+    case 'gdrive': {
+      const u = new URL(spec.url);
+      return `${u.host}${u.pathname}`;
+    }
+  }
+}
+
+/**
+ * Parses the short forms users paste into environment variables and `phoenix add`:
+ * `owner/repo[@rev][/path]`, Hugging Face resolve/blob URLs, CivitAI model-version ids,
+ * Google Drive share links and plain http(s) URLs. Returns a raw spec for ModelSpec to validate.
+ */
+export function parseShortSpec(text: string, endpoints: SpecEndpoints): Record<string, unknown> {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) return { source: 'civitai', versionId: t };
+  if (/^https?:\/\//i.test(t)) {
+    const u = new URL(t);
+    if (endpoints.driveHosts.includes(u.host)) return { source: 'gdrive', url: t };
+    const hf = new URL(endpoints.hf);
+    const m = /^\/((?:datasets\/)?[^/]+\/[^/]+)\/(?:resolve|blob)\/([^/]+)\/(.+)$/.exec(u.pathname);
+    if (m && (u.host === hf.host || u.host === 'huggingface.co')) {
+      return {
+        source: 'huggingface',
+        repo: m[1],
+        revision: decodeURIComponent(m[2]!),
+        file: decodeURIComponent(m[3]!),
+      };
+    }
+    const civ = /\/api\/download\/models\/(\d+)/.exec(u.pathname) ?? /\/models\/\d+.*[?&]modelVersionId=(\d+)/.exec(t);
+    if (civ) return { source: 'civitai', versionId: civ[1] };
+    return { source: 'url', url: t };
+  }
+  const m = /^([\w.-]+\/[\w.-]+)(?:@([^/]+))?(?:\/(.+))?$/.exec(t);
+  if (m) {
+    return {
+      source: 'huggingface',
+      repo: m[1],
+      ...(m[2] ? { revision: m[2] } : {}),
+      ...(m[3] ? { file: m[3] } : {}),
+    };
+  }
+  return { source: 'unknown', text: t };
+}
+
+/** The origins that decide how a pasted URL is read. */
+export interface SpecEndpoints {
+  hf: string;
+  /** Hosts whose links are Google Drive share links. */
+  driveHosts: readonly string[];
+}

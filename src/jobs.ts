@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { CivitaiSpec, GdriveSpec, HuggingfaceSpec, UrlSpec, type ModelSpec } from './config/model-spec.js';
+import { NodeSpec } from './config/nodes.js';
+import { shortHash, slug } from './lib/names.js';
+
+/**
+ * The one place that names queues, jobs and their payloads. Producer, workers and board import
+ * from here; nothing else spells a queue name.
+ */
+export const QueueName = {
+  Download: 'download',
+  Organize: 'organize',
+  Nodes: 'nodes',
+  Service: 'service',
+} as const;
+export type QueueName = (typeof QueueName)[keyof typeof QueueName];
+export const QUEUE_NAMES: readonly QueueName[] = Object.values(QueueName);
+
+export const JobName = {
+  DownloadModel: 'download-model',
+  OrganizeModel: 'organize-model',
+  InstallNode: 'install-node',
+  InstallPythonPackages: 'install-python-packages',
+  StartComfyUI: 'start-comfyui',
+} as const;
+export type JobName = (typeof JobName)[keyof typeof JobName];
+
+/** The model as stored in job data: the spec minus header values (secrets never enter Redis). */
+const StoredModelSpec = z.discriminatedUnion('source', [
+  CivitaiSpec,
+  HuggingfaceSpec,
+  UrlSpec.omit({ headers: true }).extend({ headerNames: z.array(z.string()).optional() }),
+  GdriveSpec,
+]);
+export type StoredModelSpec = z.output<typeof StoredModelSpec>;
+
+export const ModelJobData = z.object({
+  /** Deterministic model id (see modelId); also the suffix of its job ids. */
+  id: z.string(),
+  /** Where the model was asked for: an environment variable, a manifest key, or "api". */
+  origin: z.string(),
+  /** What a user would call it before its file name is known. */
+  label: z.string(),
+  spec: StoredModelSpec,
+});
+export type ModelJobData = z.output<typeof ModelJobData>;
+
+export const NodeJobData = z.object({ node: NodeSpec });
+export type NodeJobData = z.output<typeof NodeJobData>;
+
+export const PythonPackagesJobData = z.object({ packages: z.array(z.string()).min(1) });
+export type PythonPackagesJobData = z.output<typeof PythonPackagesJobData>;
+
+export const ServiceJobData = z.object({ requestedAt: z.number() });
+export type ServiceJobData = z.output<typeof ServiceJobData>;
+
+export interface JobPayloads {
+  [JobName.DownloadModel]: ModelJobData;
+  [JobName.OrganizeModel]: ModelJobData;
+  [JobName.InstallNode]: NodeJobData;
+  [JobName.InstallPythonPackages]: PythonPackagesJobData;
+  [JobName.StartComfyUI]: ServiceJobData;
+}
+
+export const JOB_SCHEMAS: { [N in JobName]: z.ZodType<JobPayloads[N]> } = {
+  [JobName.DownloadModel]: ModelJobData,
+  [JobName.OrganizeModel]: ModelJobData,
+  [JobName.InstallNode]: NodeJobData,
+  [JobName.InstallPythonPackages]: PythonPackagesJobData,
+  [JobName.StartComfyUI]: ServiceJobData,
+};
+
+export const JOB_QUEUE: { [N in JobName]: QueueName } = {
+  [JobName.DownloadModel]: QueueName.Download,
+  [JobName.OrganizeModel]: QueueName.Organize,
+  [JobName.InstallNode]: QueueName.Nodes,
+  [JobName.InstallPythonPackages]: QueueName.Nodes,
+  [JobName.StartComfyUI]: QueueName.Service,
+};
+
+/** Progress a download reports (at most twice a second). */
+export interface DownloadProgress {
+  phase: 'resolving' | 'downloading' | 'verifying' | 'done';
+  name?: string;
+  bytesDone: number;
+  bytes?: number;
+  bytesPerSecond: number;
+  etaSeconds?: number;
+}
+
+/** What a download job hands its organize job. */
+export interface DownloadResult {
+  files: DownloadedFile[];
+}
+
+export interface DownloadedFile {
+  name: string;
+  bytes: number;
+  sha256: string;
+  /** Hidden temp file on the destination's filesystem; absent when already published and verified. */
+  tempPath?: string;
+  /** Already in place and verified on an earlier run. */
+  publishedPath?: string;
+  /** What the source published; the organize gate re-checks against it. */
+  expectedBytes?: number;
+  expectedSha256?: string;
+  /** Folder suggested by the source itself (CivitAI's model type). */
+  sourceCategory?: string;
+}
+
+export interface OrganizeResult {
+  files: { name: string; path: string; category: string; bytes: number; sha256: string }[];
+}
+
+export interface NodeResult {
+  name: string;
+  path: string;
+  commit: string;
+}
+
+export const SERVICE_JOB_ID = 'service-comfyui';
+
+export const jobIds = {
+  download: (modelId: string) => `download-${modelId}`,
+  organize: (modelId: string) => `organize-${modelId}`,
+  node: (node: NodeSpec) => `nodes-${slug(node.name)}-${shortHash(`${node.url}@${node.ref ?? ''}`)}`,
+  pythonPackages: (packages: readonly string[]) => `python-packages-${shortHash(packages.join('\n'))}`,
+  service: () => SERVICE_JOB_ID,
+};
+
+/** Strips secret values from a spec before it is stored as job data. */
+export function toStoredSpec(spec: ModelSpec): StoredModelSpec {
+  if (spec.source !== 'url') return spec;
+  const { headers, ...rest } = spec;
+  return headers ? { ...rest, headerNames: Object.keys(headers) } : rest;
+}

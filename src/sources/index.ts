@@ -1,0 +1,17 @@
+import { UserError } from '../lib/errors.js';
+import type { StoredModelSpec } from '../jobs.js';
+import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
+import { urlSource } from './url.js';
+
+export type { DownloadRequest, ResolvedFile, SourceContext } from './types.js';
+
+const CLIENTS: Partial<{ [S in StoredModelSpec['source']]: ModelSourceClient<Extract<StoredModelSpec, { source: S }>> }> = {
+  url: urlSource,
+};
+
+/** Resolves a model to its files through the client of its source. */
+export async function resolveModel(spec: StoredModelSpec, ctx: SourceContext): Promise<ResolvedFile[]> {
+  const client = CLIENTS[spec.source] as ModelSourceClient | undefined;
+  if (!client) throw new UserError(`source "${spec.source}" is not available in this build`);
+  return client.resolve(spec, ctx);
+}
