@@ -27,6 +27,8 @@ export interface Config {
     port: number;
     args: readonly string[];
     waitFor: 'all' | 'nodes' | 'none';
+    /** ComfyUI's environment: the pod's, with every secret removed. */
+    env: Readonly<Record<string, string>>;
   };
   server: { port: number; username: string; password: string; passwordGenerated: boolean };
   filebrowser: { port: number; username: string; password: string; passwordGenerated: boolean };
@@ -234,6 +236,9 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
   const password = e.PHOENIX_PASSWORD ?? generatePassword();
   const fbPassword = e.FB_PASSWORD ?? generatePassword();
   const headerSecrets = models.flatMap((m) => (m.spec.source === 'url' && m.spec.headers ? Object.values(m.spec.headers) : []));
+  const secrets = [e.CIVITAI_TOKEN, e.HF_TOKEN, password, fbPassword, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
+    (s): s is string => typeof s === 'string' && s.length >= 4,
+  );
 
   return deepFreeze<Config>({
     workspace,
@@ -244,6 +249,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
       port: e.COMFYUI_PORT,
       args: splitArgs(e.COMFY_ARGS),
       waitFor: e.COMFYUI_WAIT_FOR,
+      env: scrubEnvironment(env, secrets),
     },
     server: { port: e.PHOENIX_PORT, username: e.PHOENIX_USERNAME, password, passwordGenerated: !e.PHOENIX_PASSWORD },
     filebrowser: { port: e.FILEBROWSER_PORT, username: e.FB_USERNAME, password: fbPassword, passwordGenerated: !e.FB_PASSWORD },
@@ -264,9 +270,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     debug: e.DEBUG_MODE,
     paranoid: e.PARANOID_MODE,
     provisionUrl: e.PROVISION_URL,
-    secrets: [e.CIVITAI_TOKEN, e.HF_TOKEN, password, fbPassword, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
-      (s): s is string => typeof s === 'string' && s.length >= 4,
-    ),
+    secrets,
   });
 }
 
@@ -285,6 +289,21 @@ function foldEnvironment(env: NodeJS.ProcessEnv, problems: string[]): Record<str
     } catch (err) {
       problems.push(`${name}_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
+  }
+  return out;
+}
+
+const SECRET_NAME = /(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY)(_FILE)?$/i;
+
+/** The environment minus secret variables (by name and by value) and Phoenix's own settings. */
+function scrubEnvironment(env: NodeJS.ProcessEnv, secrets: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) continue;
+    if ((SECRET_VARIABLES as readonly string[]).includes(k.replace(/_FILE$/, '')) || SECRET_NAME.test(k)) continue;
+    if (k === 'PROVISION_URL' || k === 'MODELS_MANIFEST' || k === 'REDIS_URL') continue;
+    if (secrets.some((s) => v.includes(s))) continue;
+    out[k] = v;
   }
   return out;
 }

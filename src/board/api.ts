@@ -1,0 +1,83 @@
+import express, { type Router } from 'express';
+import type { Config, ConfiguredModel } from '../config/index.js';
+import { formatIssues } from '../config/manifest.js';
+import { ModelSpec } from '../config/model-spec.js';
+import { NodeSpec, nodeNameFromUrl } from '../config/nodes.js';
+import { QUEUE_NAMES } from '../jobs.js';
+import { enqueueModels, enqueueNode } from '../producer/produce.js';
+import type { Queues } from '../queues.js';
+
+/**
+ * POST /api/models, POST /api/nodes, GET /api/jobs/:id. Validation lists every problem and
+ * enqueues nothing when there is one; runtime additions never restart ComfyUI.
+ */
+export function apiRouter(config: Config, queues: Queues): Router {
+  const router = express.Router();
+  router.use(express.json({ limit: '256kb' }));
+
+  router.post('/models', async (req, res) => {
+    const body: unknown = req.body;
+    const list = isObject(body) && Array.isArray(body.models) ? (body.models as unknown[]) : [body];
+    if (list.length === 0) {
+      res.status(400).json({ error: 'invalid request', problems: ['models: must list at least one model'] });
+      return;
+    }
+    const problems: string[] = [];
+    const models: ConfiguredModel[] = [];
+    list.forEach((raw, i) => {
+      const where = list.length > 1 || Array.isArray((body as { models?: unknown }).models) ? `models[${i}]` : 'model';
+      if (isObject(raw) && raw.headers !== undefined) {
+        problems.push(`${where}.headers: header values are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
+        return;
+      }
+      const parsed = ModelSpec.safeParse(raw);
+      if (parsed.success) models.push({ origin: 'api', spec: parsed.data });
+      else problems.push(...formatIssues(where, parsed.error));
+    });
+    if (problems.length > 0) {
+      res.status(400).json({ error: 'invalid model spec', problems });
+      return;
+    }
+    res.status(202).json({ models: await enqueueModels(config, queues, models) });
+  });
+
+  router.post('/nodes', async (req, res) => {
+    const body: unknown = req.body;
+    const raw = isObject(body) ? { name: nodeNameFromUrl(String(body.url ?? '')), ...body } : body;
+    const parsed = NodeSpec.safeParse(raw);
+    if (!parsed.success) {
+      res.status(400).json({ error: 'invalid node spec', problems: formatIssues('node', parsed.error) });
+      return;
+    }
+    res.status(202).json(await enqueueNode(queues, parsed.data));
+  });
+
+  router.get('/jobs/:id', async (req, res) => {
+    for (const name of QUEUE_NAMES) {
+      const job = await queues.queue[name].getJob(req.params.id);
+      if (!job) continue;
+      res.json({
+        id: job.id,
+        queue: name,
+        name: job.name,
+        state: await job.getState(),
+        progress: job.progress,
+        attemptsMade: job.attemptsMade,
+        attempts: job.opts.attempts ?? 1,
+        failedReason: job.failedReason ?? null,
+        returnvalue: job.returnvalue ?? null,
+        createdAt: job.timestamp,
+        processedOn: job.processedOn ?? null,
+        finishedOn: job.finishedOn ?? null,
+      });
+      return;
+    }
+    res.status(404).json({ error: `no job ${req.params.id}` });
+  });
+
+  return router;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

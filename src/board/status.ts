@@ -1,0 +1,179 @@
+import { statfs } from 'node:fs/promises';
+import path from 'node:path';
+import type { Job } from 'bullmq';
+import { isHealthy } from '../comfyui/process.js';
+import type { Config } from '../config/index.js';
+import {
+  JobName,
+  QUEUE_NAMES,
+  jobIds,
+  type DownloadProgress,
+  type ModelJobData,
+  type NodeJobData,
+  type NodeResult,
+  type OrganizeResult,
+  type QueueName,
+} from '../jobs.js';
+import type { ComfyStatus, Gpu, PodState } from '../pod-state.js';
+import type { Queues } from '../queues.js';
+import { readVersions } from '../versions.js';
+
+export type ModelState = 'queued' | 'downloading' | 'verifying' | 'ready' | 'failed';
+
+export interface ModelStatus {
+  id: string;
+  name: string;
+  source: string;
+  origin: string;
+  category: string | null;
+  path: string | null;
+  bytes: number | null;
+  bytesDone: number;
+  bytesPerSecond: number;
+  etaSeconds: number | null;
+  sha256: string | null;
+  state: ModelState;
+  error: string | null;
+}
+
+export interface NodeStatus {
+  name: string;
+  url: string;
+  ref: string | null;
+  commit: string | null;
+  state: 'queued' | 'installing' | 'installed' | 'failed';
+  error: string | null;
+}
+
+export interface PodStatus {
+  ready: boolean;
+  comfyui: Omit<ComfyStatus, 'updatedAt'>;
+  models: ModelStatus[];
+  nodes: NodeStatus[];
+  queues: Record<QueueName, Record<string, number>>;
+  disk: { path: string; freeBytes: number; totalBytes: number };
+  gpus: Gpu[];
+  versions: Record<string, string>;
+}
+
+const ALL_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'completed', 'failed'] as const;
+
+/** The JSON of GET /status (SPEC §5), built from the queues and the pod state. */
+export async function podStatus(config: Config, queues: Queues, pod: PodState): Promise<PodStatus> {
+  const [comfy, models, nodes, counts, disk, gpus, versions] = await Promise.all([
+    pod.comfy(config.comfyui.port),
+    modelStatuses(queues),
+    nodeStatuses(queues),
+    queueCounts(queues),
+    diskStatus(config.modelsRoot),
+    pod.gpus(),
+    readVersions(),
+  ]);
+  const ready = comfy.state === 'running' && (await isHealthy(config.comfyui.port));
+  const { updatedAt: _updatedAt, ...comfyui } = comfy;
+  return { ready, comfyui, models, nodes, queues: counts, disk, gpus, versions };
+}
+
+async function modelStatuses(queues: Queues): Promise<ModelStatus[]> {
+  const organizeJobs = await queues.queue.organize.getJobs([...ALL_STATES], 0, 999, true);
+  const models = await Promise.all(
+    organizeJobs
+      .filter((j): j is Job<ModelJobData> => j?.name === JobName.OrganizeModel)
+      .map(async (organize) => {
+        const download = await queues.queue.download.getJob(jobIds.download(organize.data.id));
+        return modelStatus(organize, download, await organize.getState(), download ? await download.getState() : undefined);
+      }),
+  );
+  return models.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, organizeState: string, downloadState: string | undefined): ModelStatus {
+  const data = organize.data;
+  const published = (organize.returnvalue as OrganizeResult | null)?.files;
+  const progress = (download?.progress ?? {}) as Partial<DownloadProgress>;
+  let state: ModelState;
+  let error: string | null = null;
+  if (organizeState === 'completed') state = 'ready';
+  else if (organizeState === 'failed') {
+    state = 'failed';
+    error = organize.failedReason ?? null;
+  } else if (organizeState === 'active' || downloadState === 'completed') state = 'verifying';
+  else if (downloadState === 'failed') {
+    state = 'failed';
+    error = download?.failedReason ?? null;
+  } else if (downloadState === 'active') state = progress.phase === 'verifying' ? 'verifying' : 'downloading';
+  else {
+    state = 'queued';
+    error = download?.failedReason ?? null;
+  }
+  const bytes = published ? published.reduce((n, f) => n + f.bytes, 0) : progress.bytes ?? null;
+  return {
+    id: data.id,
+    name: published?.map((f) => f.name).join(', ') || progress.name || data.spec.filename || data.label,
+    source: data.spec.source,
+    origin: data.origin,
+    category: published?.[0]?.category ?? data.spec.category ?? null,
+    path: published?.[0]?.path ?? null,
+    bytes,
+    bytesDone: state === 'ready' ? bytes ?? 0 : progress.bytesDone ?? 0,
+    bytesPerSecond: state === 'downloading' ? progress.bytesPerSecond ?? 0 : 0,
+    etaSeconds: state === 'downloading' ? progress.etaSeconds ?? null : null,
+    sha256: published?.length === 1 ? published[0]!.sha256 : null,
+    state,
+    error,
+  };
+}
+
+async function nodeStatuses(queues: Queues): Promise<NodeStatus[]> {
+  const jobs = await queues.queue.nodes.getJobs([...ALL_STATES], 0, 999, true);
+  const out = await Promise.all(
+    jobs
+      .filter((j): j is Job<NodeJobData> => j?.name === JobName.InstallNode)
+      .map(async (job): Promise<NodeStatus> => {
+        const state = await job.getState();
+        const { node } = job.data;
+        return {
+          name: node.name,
+          url: node.url,
+          ref: node.ref ?? null,
+          commit: (job.returnvalue as NodeResult | null)?.commit ?? null,
+          state: state === 'completed' ? 'installed' : state === 'failed' ? 'failed' : state === 'active' ? 'installing' : 'queued',
+          error: state === 'failed' || job.failedReason ? job.failedReason ?? null : null,
+        };
+      }),
+  );
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+async function queueCounts(queues: Queues): Promise<PodStatus['queues']> {
+  const entries = await Promise.all(
+    QUEUE_NAMES.map(async (name) => {
+      const c = await queues.queue[name].getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'waiting-children');
+      const counts: Record<string, number> = {
+        waiting: c.waiting ?? 0,
+        active: c.active ?? 0,
+        completed: c.completed ?? 0,
+        failed: c.failed ?? 0,
+        delayed: c.delayed ?? 0,
+        waitingChildren: c['waiting-children'] ?? 0,
+      };
+      return [name, counts];
+    }),
+  );
+  return Object.fromEntries(entries) as PodStatus['queues'];
+}
+
+/** Free space where models land (or the nearest existing parent). */
+async function diskStatus(modelsRoot: string): Promise<PodStatus['disk']> {
+  let dir = modelsRoot;
+  for (;;) {
+    try {
+      const s = await statfs(dir);
+      return { path: dir, freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+    } catch {
+      const parent = path.dirname(dir);
+      if (parent === dir) return { path: dir, freeBytes: 0, totalBytes: 0 };
+      dir = parent;
+    }
+  }
+}

@@ -1,0 +1,169 @@
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import type { Logger } from '../log.js';
+import type { ComfyState, ComfyStatus } from '../pod-state.js';
+
+export interface ComfyProcessOptions {
+  python: string;
+  comfyuiDir: string;
+  port: number;
+  /** Already scrubbed of secrets by the configuration. */
+  env: Readonly<Record<string, string>>;
+  log: Logger;
+  onStatus: (status: ComfyStatus) => void | Promise<void>;
+  /** How long a start may take before it counts as failed. */
+  startTimeoutMs?: number;
+  /** First restart delay; doubles up to maxBackoffMs. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** Exit code of ComfyUI's argument parser: retrying with the same flags cannot help. */
+const EXIT_BAD_ARGUMENTS = 2;
+
+/**
+ * Owns the ComfyUI child: starts it, waits for `/system_stats`, restarts it with backoff when it
+ * dies, and stops it (SIGTERM, then SIGKILL) on shutdown. Every state change is reported.
+ */
+export class ComfyProcess {
+  private child: ResultPromise | undefined;
+  private state: ComfyState = 'waiting';
+  private restarts = 0;
+  private error: string | null = null;
+  private stopping = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private ready: Promise<void> | undefined;
+  private flags: readonly string[] = [];
+
+  constructor(private readonly options: ComfyProcessOptions) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /**
+   * Starts ComfyUI (once) and resolves when it answers its health check. `flags` come after
+   * `--listen --port N`: GPU-derived ones, then COMFY_ARGS.
+   */
+  start(flags: readonly string[]): Promise<void> {
+    if (!this.ready) this.flags = flags;
+    this.stopping = false;
+    this.ready ??= this.launch().catch((err: unknown) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  async stop(timeoutMs = 10_000): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    const child = this.child;
+    if (child && child.exitCode === null && !child.killed) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      await child;
+      clearTimeout(timer);
+    }
+    await this.report('stopped');
+  }
+
+  private async launch(): Promise<void> {
+    await this.report(this.restarts === 0 ? 'starting' : 'restarting');
+    const { python, comfyuiDir, port, env, log } = this.options;
+    const flags = this.flags;
+    const args = [path.join(comfyuiDir, 'main.py'), '--listen', '--port', String(port), ...flags];
+    log.info({ python, args }, 'starting ComfyUI');
+    const child = execa(python, args, {
+      cwd: comfyuiDir,
+      env: { ...env },
+      extendEnv: false,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      reject: false,
+      cleanup: true,
+    });
+    this.child = child;
+    const comfyLog = log.child({ comfyui: child.pid });
+    child.stdout?.on('data', (d: Buffer) => forwardLines(d, (l) => comfyLog.info(l)));
+    child.stderr?.on('data', (d: Buffer) => forwardLines(d, (l) => comfyLog.info(l)));
+
+    const exit = child.then((r) => r);
+    void exit.then((r) => this.onExit(child, r.exitCode, r.signal));
+
+    const healthy = await Promise.race([
+      waitForHealth(port, this.options.startTimeoutMs ?? 600_000, () => child.exitCode !== null),
+      exit.then(() => false),
+    ]);
+    if (!healthy) {
+      const result = await Promise.race([exit, Promise.resolve(undefined)]);
+      const why = result ? `exited with ${result.exitCode ?? result.signal}` : 'did not answer /system_stats in time';
+      if (!result) child.kill('SIGKILL');
+      this.error = `ComfyUI ${why}`;
+      throw new Error(this.error);
+    }
+    this.error = null;
+    await this.report('running');
+  }
+
+  private async onExit(child: ResultPromise, code: number | undefined, signal: string | undefined): Promise<void> {
+    if (this.child !== child || this.stopping) return;
+    this.error = `ComfyUI exited with ${code ?? signal}`;
+    this.options.log.warn({ code, signal }, 'ComfyUI exited');
+    if (code === EXIT_BAD_ARGUMENTS) {
+      this.error = `ComfyUI refused its arguments (exit 2); check COMFY_ARGS`;
+      await this.report('failed');
+      return;
+    }
+    if (this.state !== 'running') return;
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    const base = this.options.backoffMs ?? 1000;
+    const delay = Math.min(this.options.maxBackoffMs ?? 60_000, base * 2 ** Math.min(this.restarts, 16));
+    this.restarts += 1;
+    void this.report('restarting');
+    this.restartTimer = setTimeout(() => {
+      this.launch().catch((err: Error) => {
+        this.options.log.error({ err: err.message }, 'ComfyUI restart failed');
+        if (!this.stopping && this.state !== 'failed') this.scheduleRestart();
+      });
+    }, delay);
+  }
+
+  private async report(state: ComfyState): Promise<void> {
+    this.state = state;
+    await this.options.onStatus({
+      state,
+      pid: state === 'stopped' || state === 'failed' ? null : this.child?.pid ?? null,
+      port: this.options.port,
+      restarts: this.restarts,
+      error: this.error,
+      updatedAt: Date.now(),
+    });
+  }
+}
+
+/** GET /system_stats until it answers 200, or until `gaveUp()` (the child exited). */
+export async function waitForHealth(port: number, timeoutMs: number, gaveUp: () => boolean = () => false): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !gaveUp()) {
+    if (await isHealthy(port)) return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
+
+export async function isHealthy(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/system_stats`, { signal: AbortSignal.timeout(2000) });
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+function forwardLines(chunk: Buffer, write: (line: string) => void): void {
+  for (const line of chunk.toString().split('\n')) if (line.trim()) write(line.trimEnd());
+}

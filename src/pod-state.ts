@@ -1,0 +1,51 @@
+import type { Redis } from 'ioredis';
+
+export type ComfyState = 'waiting' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
+
+export interface ComfyStatus {
+  state: ComfyState;
+  pid: number | null;
+  port: number;
+  restarts: number;
+  error: string | null;
+  updatedAt: number;
+}
+
+export interface Gpu {
+  name: string;
+  memoryMiB: number;
+  computeCapability: string;
+}
+
+/**
+ * What the workers process knows and the board process shows: ComfyUI's state and the GPUs.
+ * Kept in Redis because in the image they are separate processes.
+ */
+export class PodState {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async setComfy(status: ComfyStatus): Promise<void> {
+    await this.redis.set(this.key('comfyui'), JSON.stringify(status));
+  }
+
+  async comfy(port: number): Promise<ComfyStatus> {
+    const raw = await this.redis.get(this.key('comfyui'));
+    return raw ? (JSON.parse(raw) as ComfyStatus) : { state: 'waiting', pid: null, port, restarts: 0, error: null, updatedAt: 0 };
+  }
+
+  async setGpus(gpus: readonly Gpu[]): Promise<void> {
+    await this.redis.set(this.key('gpus'), JSON.stringify(gpus));
+  }
+
+  async gpus(): Promise<Gpu[]> {
+    const raw = await this.redis.get(this.key('gpus'));
+    return raw ? (JSON.parse(raw) as Gpu[]) : [];
+  }
+
+  private key(name: string): string {
+    return `${this.prefix}:pod:${name}`;
+  }
+}

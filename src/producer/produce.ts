@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import type { FlowJob } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { isHealthy } from '../comfyui/process.js';
+import type { Config, ConfiguredModel } from '../config/index.js';
+import type { NodeSpec } from '../config/nodes.js';
+import { SERVICE_JOB_ID } from '../jobs.js';
+import type { Logger } from '../log.js';
+import type { Queues } from '../queues.js';
+import { bootPlan, flowJobIds, modelFlow, nodeJob } from './flow.js';
+
+export interface ProduceOptions {
+  config: Config;
+  queues: Queues;
+  connection: Redis;
+  log: Logger;
+  /** Whether ComfyUI answers right now (decides "same boot" versus "new boot"). */
+  isComfyHealthy?: () => Promise<boolean>;
+}
+
+export interface ProduceResult {
+  /** `started`: a new boot's flow was enqueued; `unchanged`: this boot's flow is already there. */
+  action: 'started' | 'unchanged';
+  jobIds: string[];
+}
+
+/**
+ * Enqueues one FlowProducer flow per pod start. Idempotent: job ids are deterministic, and while
+ * this start's service job is pending, or done with ComfyUI answering, a second run adds nothing.
+ * After a restart (service job finished, ComfyUI not running) the previous flow is replaced:
+ * processors check the disk, so models already verified are not downloaded again.
+ */
+export async function produce(options: ProduceOptions): Promise<ProduceResult> {
+  const { config, queues, connection, log } = options;
+  return withLock(connection, `${queues.prefix}:produce-lock`, async () => {
+    const service = await queues.queue.service.getJob(SERVICE_JOB_ID);
+    if (service) {
+      const state = await service.getState();
+      const finished = state === 'completed' || state === 'failed';
+      if (!finished || (await (options.isComfyHealthy ?? (() => isHealthy(config.comfyui.port)))())) {
+        log.info({ state }, 'this start is already provisioned or provisioning: nothing to enqueue');
+        return { action: 'unchanged', jobIds: [] };
+      }
+      await service.remove({ removeChildren: true }).catch((err: Error) => {
+        log.warn({ err: err.message }, 'could not remove the previous start\'s flow whole');
+      });
+    }
+    const plan = bootPlan(config);
+    const flows = [plan.service, ...plan.independent];
+    await removeStale(queues, flows.flatMap(flowJobIds), log);
+    for (const flow of flows) await queues.flows.add(flow);
+    const ids = flows.flatMap(flowJobIds);
+    log.info(
+      { models: config.models.length, nodes: config.nodes.length, waitFor: config.comfyui.waitFor, jobs: ids.length },
+      'enqueued this start\'s flow',
+    );
+    return { action: 'started', jobIds: ids };
+  });
+}
+
+export interface EnqueuedModel {
+  id: string;
+  jobIds: string[];
+  /** `queued`: new jobs; `exists`: already queued, running or done (a failed one is re-queued). */
+  status: 'queued' | 'exists';
+}
+
+/** Runtime additions (POST /api/models): standalone flows, so ComfyUI is not restarted. */
+export async function enqueueModels(config: Config, queues: Queues, models: readonly ConfiguredModel[]): Promise<EnqueuedModel[]> {
+  const out: EnqueuedModel[] = [];
+  for (const model of models) {
+    const flow = modelFlow(config, model, false);
+    const ids = flowJobIds(flow);
+    out.push({ id: ids[0]!.replace(/^organize-/, ''), jobIds: ids, status: await addUnlessPresent(queues, flow) });
+  }
+  return out;
+}
+
+/** Runtime additions (POST /api/nodes). */
+export async function enqueueNode(queues: Queues, node: NodeSpec): Promise<{ jobId: string; status: 'queued' | 'exists' }> {
+  const flow = nodeJob(node, false);
+  return { jobId: flow.opts!.jobId!, status: await addUnlessPresent(queues, flow) };
+}
+
+async function addUnlessPresent(queues: Queues, flow: FlowJob): Promise<'queued' | 'exists'> {
+  const root = await queues.queue[flow.queueName as keyof Queues['queue']].getJob(flow.opts!.jobId!);
+  if (root) {
+    if ((await root.getState()) !== 'failed') return 'exists';
+    await root.remove({ removeChildren: true });
+  }
+  await removeStale(queues, flowJobIds(flow), undefined);
+  await queues.flows.add(flow);
+  return 'queued';
+}
+
+/** Jobs left from earlier starts under the same ids (failed or done) are replaced, never doubled. */
+async function removeStale(queues: Queues, ids: readonly string[], log: Logger | undefined): Promise<void> {
+  for (const queue of Object.values(queues.queue)) {
+    for (const id of ids) {
+      const job = await queue.getJob(id);
+      if (!job) continue;
+      const state = await job.getState();
+      if (state === 'active') continue;
+      await job.remove({ removeChildren: true }).catch((err: Error) => log?.warn({ id, err: err.message }, 'stale job not removed'));
+    }
+  }
+}
+
+/** A Redis lock so `phoenix produce` and a restarting workers process never enqueue at once. */
+async function withLock<T>(redis: Redis, key: string, fn: () => Promise<T>): Promise<T> {
+  const token = randomUUID();
+  const deadline = Date.now() + 120_000;
+  while ((await redis.set(key, token, 'PX', 120_000, 'NX')) !== 'OK') {
+    if (Date.now() > deadline) throw new Error(`another producer holds ${key} for over 2 minutes`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  try {
+    return await fn();
+  } finally {
+    if ((await redis.get(key)) === token) await redis.del(key);
+  }
+}

@@ -1,0 +1,113 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Config } from './config/index.js';
+import type { Logger } from './log.js';
+
+/** Where Redis is: the pod's own unix socket, or REDIS_URL. */
+export type RedisTarget = { path: string } | { url: string };
+
+export function redisTarget(config: Config): RedisTarget {
+  if (!config.redisUrl) return { path: socketPath(config.stateDir) };
+  // ioredis reads redis:// and rediss:// URLs; a unix:// URL names a socket path.
+  if (config.redisUrl.startsWith('unix://')) return { path: new URL(config.redisUrl).pathname };
+  return { url: config.redisUrl };
+}
+
+export function socketPath(stateDir: string): string {
+  return path.join(stateDir, 'redis.sock');
+}
+
+/**
+ * An ioredis client. Workers need `maxRetriesPerRequest: null` (blocking commands); an HTTP
+ * API should fail fast instead of queueing commands while Redis is down.
+ */
+export function connect(target: RedisTarget, purpose: 'worker' | 'api'): Redis {
+  const options: RedisOptions =
+    purpose === 'worker' ? { maxRetriesPerRequest: null } : { maxRetriesPerRequest: 1, enableOfflineQueue: false };
+  return 'path' in target ? new Redis({ path: target.path, ...options }) : new Redis(target.url, options);
+}
+
+export interface EmbeddedRedisOptions {
+  stateDir: string;
+  /** AOF on, so queue state survives a restart (persistent storage). */
+  persistent: boolean;
+  log: Logger;
+}
+
+/**
+ * The Redis inside the pod: redis-server from PATH on a unix socket (no TCP port), noeviction
+ * (BullMQ must never lose keys), AOF when storage is persistent. Owns the child's lifecycle.
+ */
+export class EmbeddedRedis {
+  readonly socket: string;
+  private child: ResultPromise | undefined;
+
+  constructor(private readonly options: EmbeddedRedisOptions) {
+    this.socket = socketPath(options.stateDir);
+  }
+
+  async start(): Promise<RedisTarget> {
+    const { stateDir, persistent, log } = this.options;
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    await rm(this.socket, { force: true });
+    this.child = execa('redis-server', redisServerArgs(stateDir, persistent), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      reject: false,
+      cleanup: true,
+    });
+    this.child.stdout?.on('data', (d: Buffer) => log.debug({ redis: d.toString().trim() }, 'redis-server'));
+    const exited = this.child.then((r) => {
+      throw new Error(`redis-server exited (${r.exitCode ?? r.signal}): ${String(r.stderr || r.stdout).slice(-400)}`);
+    });
+    await Promise.race([waitForPing({ path: this.socket }), exited]);
+    exited.catch(() => undefined);
+    log.info({ socket: this.socket, persistent }, 'redis-server is up');
+    return { path: this.socket };
+  }
+
+  /** SHUTDOWN (with an AOF rewrite when persistent), then SIGKILL if it lingers. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await child;
+    clearTimeout(timer);
+    this.child = undefined;
+  }
+}
+
+/** The command line for the pod's redis-server; supervisord.conf mirrors it. */
+export function redisServerArgs(stateDir: string, persistent: boolean): string[] {
+  return [
+    '--port', '0',
+    '--unixsocket', socketPath(stateDir),
+    '--unixsocketperm', '700',
+    '--dir', stateDir,
+    '--maxmemory-policy', 'noeviction',
+    '--save', '',
+    '--appendonly', persistent ? 'yes' : 'no',
+    '--appendfsync', 'everysec',
+    '--daemonize', 'no',
+  ];
+}
+
+async function waitForPing(target: RedisTarget, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const client = 'path' in target ? new Redis({ path: target.path, lazyConnect: true, maxRetriesPerRequest: 0 }) : new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.ping();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`redis did not answer within ${timeoutMs / 1000}s: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      client.disconnect();
+    }
+  }
+}

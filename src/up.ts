@@ -1,0 +1,93 @@
+import { mkdir } from 'node:fs/promises';
+import type { Redis } from 'ioredis';
+import { startBoard, type RunningBoard } from './board/server.js';
+import type { Config } from './config/index.js';
+import type { Logger } from './log.js';
+import { PodState } from './pod-state.js';
+import { produce } from './producer/produce.js';
+import { openQueues, type Queues } from './queues.js';
+import { EmbeddedRedis, connect, redisTarget, type RedisTarget } from './redis.js';
+import { startWorkers, type RunningWorkers } from './workers/index.js';
+
+/** Everything `phoenix up` started, stopped in reverse by `stop`. */
+export interface Stack {
+  board: RunningBoard;
+  stop(): Promise<void>;
+}
+
+const SHUTDOWN_DEADLINE_MS = 20_000;
+
+/**
+ * `phoenix up`: the pod's whole process tree without supervisord — an embedded Redis (unless
+ * REDIS_URL), the workers, the board server and the producer; ComfyUI follows its dependencies.
+ */
+export async function up(config: Config, log: Logger, options: { prefix?: string } = {}): Promise<Stack> {
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  const embedded = config.redisUrl ? undefined : new EmbeddedRedis({ stateDir: config.stateDir, persistent: config.persistentStorage !== undefined, log });
+  const target: RedisTarget = embedded ? await embedded.start() : redisTarget(config);
+
+  const workerConnection = connect(target, 'worker');
+  const apiConnection = connect(target, 'api');
+  for (const c of [workerConnection, apiConnection]) c.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+  let workers: RunningWorkers | undefined;
+  let queues: Queues | undefined;
+  let board: RunningBoard | undefined;
+  const stop = async (): Promise<void> => {
+    await board?.close();
+    await workers?.close(SHUTDOWN_DEADLINE_MS / 2);
+    await queues?.close();
+    workerConnection.disconnect();
+    apiConnection.disconnect();
+    await embedded?.stop();
+    log.info('stopped');
+  };
+
+  try {
+    workers = startWorkers({ config, connection: workerConnection, log, prefix: options.prefix ?? 'phoenix' });
+    await whenReady(apiConnection);
+    queues = openQueues(apiConnection, options.prefix);
+    board = await startBoard({ config, queues, pod: new PodState(apiConnection, queues.prefix), log });
+    // The producer uses the workers' connection, which waits through a Redis hiccup instead of failing.
+    const producerQueues = openQueues(workerConnection, queues.prefix);
+    await produce({ config, queues: producerQueues, connection: workerConnection, log }).finally(() => producerQueues.close());
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+  return { board, stop };
+}
+
+/** Resolves once the connection is usable (an API connection does not queue commands before). */
+export function whenReady(connection: Redis, timeoutMs = 15_000): Promise<void> {
+  if (connection.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis not ready within ${timeoutMs / 1000}s`)), timeoutMs);
+    connection.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** Runs `stop` on the first SIGTERM/SIGINT; a second signal or the deadline exits at once. */
+export function stopOnSignals(stop: () => Promise<void>, log: Logger): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      log.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown deadline passed; exiting');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    stop().then(
+      () => process.exit(0),
+      (err: Error) => {
+        log.error({ err: err.message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

@@ -1,0 +1,26 @@
+import type { Job } from 'bullmq';
+import type { ComfyProcess } from '../comfyui/process.js';
+import type { Config } from '../config/index.js';
+import type { JobName, JobPayloads } from '../jobs.js';
+import type { Logger, Redactor } from '../log.js';
+import type { VerifiedRecord } from '../organize/record.js';
+import type { PodState } from '../pod-state.js';
+
+/** What every processor may use; built once per workers process. */
+export interface WorkerDeps {
+  config: Config;
+  log: Logger;
+  /** Scrubs secret values from anything written to Redis (job logs, failure reasons). */
+  redactor: Redactor;
+  record: VerifiedRecord;
+  pod: PodState;
+  comfy: ComfyProcess;
+}
+
+/** A processor for one job name, receiving that job's exact payload type. */
+export type Handler<N extends JobName> = (job: Job<JobPayloads[N]>, deps: WorkerDeps) => Promise<unknown>;
+
+/** A child logger bound to one job, as every processor logs. */
+export function jobLogger(deps: WorkerDeps, job: Job): Logger {
+  return deps.log.child({ queue: job.queueName, job: job.id });
+}

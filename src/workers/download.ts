@@ -1,0 +1,116 @@
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Job } from 'bullmq';
+import { modelId } from '../config/model-spec.js';
+import type { Config } from '../config/index.js';
+import { downloadFile } from '../download/engine.js';
+import type { DownloadedFile, DownloadProgress, DownloadResult, JobName, ModelJobData } from '../jobs.js';
+import { UserError } from '../lib/errors.js';
+import type { Logger } from '../log.js';
+import { partPath, tempDir } from '../organize/paths.js';
+import { resolveModel } from '../sources/index.js';
+import { jobLogger, type Handler, type WorkerDeps } from './context.js';
+
+/**
+ * download: resolves the model through its source, then downloads each file into the hidden temp
+ * area, hashing while streaming. A model already verified on disk is not downloaded again.
+ */
+export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, deps): Promise<DownloadResult> => {
+  const { config } = deps;
+  const data: ModelJobData = job.data;
+  const log = jobLogger(deps, job).child({ model: data.label });
+
+  const verified = await deps.record.validEntries(data.id);
+  if (verified) {
+    const bytes = verified.reduce((n, e) => n + e.bytes, 0);
+    await report(job, { phase: 'done', bytesDone: bytes, bytes, bytesPerSecond: 0 });
+    log.info({ files: verified.map((e) => e.path) }, 'already verified on disk: nothing to download');
+    return {
+      files: verified.map((e) => ({
+        name: path.basename(e.path),
+        bytes: e.bytes,
+        sha256: e.sha256,
+        publishedPath: deps.record.absolute(e),
+      })),
+    };
+  }
+
+  try {
+    return await fetchModel(job, deps, log);
+  } catch (err) {
+    const lastAttempt = err instanceof UserError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    if (lastAttempt) await discardTempFiles(config.modelsRoot, data.id);
+    throw err;
+  }
+};
+
+async function fetchModel(job: Job<ModelJobData>, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
+  const { config } = deps;
+  const data = job.data;
+  await report(job, { phase: 'resolving', bytesDone: 0, bytesPerSecond: 0 });
+  const secretHeaders = secretHeadersFor(config, data.id);
+  const resolved = await resolveModel(data.spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}) });
+  const known = resolved.every((f) => f.bytes !== undefined);
+  const total = known ? resolved.reduce((n, f) => n + (f.bytes ?? 0), 0) : undefined;
+
+  const files: DownloadedFile[] = [];
+  let before = 0;
+  for (const file of resolved) {
+    const expectedSha256 = (resolved.length === 1 ? data.spec.sha256 : undefined) ?? file.sha256;
+    const tempPath = partPath(config.modelsRoot, data.id, file.name);
+    log.info({ file: file.name, bytes: file.bytes, sha256: expectedSha256 }, 'downloading');
+    const result = await downloadFile({
+      request: file.request,
+      partPath: tempPath,
+      ...(file.bytes !== undefined ? { expectedBytes: file.bytes } : {}),
+      ...(expectedSha256 ? { expectedSha256 } : {}),
+      connections: config.download.connections,
+      stallTimeoutMs: config.download.stallTimeoutMs,
+      onProgress: (p) => {
+        const bytesDone = before + p.bytesDone;
+        const remaining = total !== undefined ? total - bytesDone : undefined;
+        void report(job, {
+          phase: 'downloading',
+          name: file.name,
+          bytesDone,
+          ...(total !== undefined ? { bytes: total } : {}),
+          bytesPerSecond: Math.round(p.bytesPerSecond),
+          ...(remaining !== undefined && p.bytesPerSecond > 0 ? { etaSeconds: Math.round(remaining / p.bytesPerSecond) } : {}),
+        });
+      },
+    });
+    before += result.bytes;
+    files.push({
+      name: file.name,
+      bytes: result.bytes,
+      sha256: result.sha256,
+      tempPath,
+      ...(file.bytes !== undefined ? { expectedBytes: file.bytes } : {}),
+      ...(expectedSha256 ? { expectedSha256 } : {}),
+      ...(file.category ? { sourceCategory: file.category } : {}),
+    });
+  }
+  await report(job, { phase: 'verifying', bytesDone: before, bytes: before, bytesPerSecond: 0 });
+  log.info({ files: files.map((f) => f.name), bytes: before }, 'downloaded and hashed');
+  return { files };
+}
+
+/** A download that failed for good leaves nothing behind in the temp area. */
+async function discardTempFiles(modelsRoot: string, id: string): Promise<void> {
+  const dir = tempDir(modelsRoot);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.startsWith(`${id}--`)).map((n) => rm(path.join(dir, n), { force: true })));
+}
+
+async function report(job: Job, progress: DownloadProgress): Promise<void> {
+  await job.updateProgress({ ...progress }).catch(() => undefined);
+}
+
+/** Header values of a url model come from the configuration in this process, never from Redis. */
+function secretHeadersFor(config: Config, id: string): Record<string, string> | undefined {
+  for (const m of config.models) {
+    if (m.spec.source === 'url' && m.spec.headers && modelId(m.spec) === id) return { ...m.spec.headers };
+  }
+  return undefined;
+}
+

@@ -1,0 +1,140 @@
+import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { ComfyProcess } from '../comfyui/process.js';
+import type { Config } from '../config/index.js';
+import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../jobs.js';
+import { TransientError, UserError } from '../lib/errors.js';
+import { Redactor, type Logger } from '../log.js';
+import { VerifiedRecord } from '../organize/record.js';
+import { PodState } from '../pod-state.js';
+import type { Handler, WorkerDeps } from './context.js';
+import { downloadModel } from './download.js';
+import { installCustomNode, installPythonPackages } from './nodes.js';
+import { organizeModel } from './organize.js';
+import { startComfyUI } from './service.js';
+
+/** Every job name has exactly one handler: the compiler checks it, and so does boot. */
+const HANDLERS: { [N in JobName]: Handler<N> } = {
+  [JobName.DownloadModel]: downloadModel,
+  [JobName.OrganizeModel]: organizeModel,
+  [JobName.InstallNode]: installCustomNode,
+  [JobName.InstallPythonPackages]: installPythonPackages,
+  [JobName.StartComfyUI]: startComfyUI,
+};
+
+export interface WorkersOptions {
+  config: Config;
+  /** A connection with maxRetriesPerRequest: null; the workers duplicate it for blocking reads. */
+  connection: Redis;
+  log: Logger;
+  prefix: string;
+  /** ComfyUI's restart backoff (tests shorten it). */
+  comfyBackoffMs?: number;
+}
+
+export interface RunningWorkers {
+  deps: WorkerDeps;
+  /** Stops taking jobs, waits for active ones up to the deadline, then stops ComfyUI. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+export function startWorkers(options: WorkersOptions): RunningWorkers {
+  const { config, connection, log, prefix } = options;
+  for (const name of Object.values(JobName)) {
+    if (typeof HANDLERS[name] !== 'function') throw new Error(`no handler for job ${name}`);
+  }
+  const pod = new PodState(connection, prefix);
+  const comfy = new ComfyProcess({
+    python: config.comfyui.python,
+    comfyuiDir: config.comfyui.dir,
+    port: config.comfyui.port,
+    env: config.comfyui.env,
+    log: log.child({ component: 'comfyui' }),
+    onStatus: (status) => pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state')),
+    ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
+  });
+  const deps: WorkerDeps = {
+    config,
+    log,
+    redactor: new Redactor(config.secrets),
+    record: new VerifiedRecord(config.modelsRoot),
+    pod,
+    comfy,
+  };
+
+  const concurrency: Record<QueueName, number> = {
+    download: config.download.concurrency,
+    organize: 2,
+    nodes: 2,
+    service: 1,
+  };
+  const workers = QUEUE_NAMES.map((queueName) => {
+    const opts: WorkerOptions = {
+      connection,
+      prefix,
+      concurrency: concurrency[queueName],
+      settings: { backoffStrategy },
+    };
+    const worker = new Worker(queueName, (job: Job) => dispatch(job, queueName, deps), opts);
+    worker.on('error', (err) => log.error({ queue: queueName, err: deps.redactor.redact(err.message) }, 'worker error'));
+    worker.on('failed', (job, err) => {
+      const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError;
+      log[final ? 'error' : 'warn'](
+        { queue: queueName, job: job?.id, attempt: job?.attemptsMade, err: err.message },
+        final ? 'job failed for good' : 'job failed; will retry',
+      );
+    });
+    return worker;
+  });
+
+  return {
+    deps,
+    async close(deadlineMs = 15_000) {
+      const graceful = Promise.all(workers.map((w) => w.close()));
+      const timedOut = await Promise.race([
+        graceful.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref()),
+      ]);
+      if (timedOut) {
+        log.warn({ deadlineMs }, 'active jobs did not finish in time; closing workers forcibly');
+        await Promise.all(workers.map((w) => w.close(true)));
+      }
+      await comfy.stop();
+    },
+  };
+}
+
+/**
+ * Runs the job's handler after validating its payload, and maps errors to BullMQ's behaviours:
+ * a UserError skips the remaining attempts; everything is rethrown (never swallowed) with secret
+ * values scrubbed, since the failure reason is stored in Redis.
+ */
+async function dispatch(job: Job, queueName: QueueName, deps: WorkerDeps): Promise<unknown> {
+  const name = job.name as JobName;
+  const handler = HANDLERS[name] as Handler<JobName> | undefined;
+  if (!handler || JOB_QUEUE[name] !== queueName) throw new UnrecoverableError(`no handler for ${job.name} on ${queueName}`);
+  const payload = JOB_SCHEMAS[name].safeParse(job.data);
+  if (!payload.success) throw new UnrecoverableError(`invalid job data: ${payload.error.message}`);
+  try {
+    return await handler(job as Job<never>, deps);
+  } catch (err) {
+    throw scrub(err, deps.redactor);
+  }
+}
+
+function scrub(err: unknown, redactor: Redactor): Error {
+  if (err instanceof UserError) return new UnrecoverableError(redactor.redact(err.message));
+  if (err instanceof Error) {
+    err.message = redactor.redact(err.message);
+    if (err.stack) err.stack = redactor.redact(err.stack);
+    return err;
+  }
+  return new Error(redactor.redact(String(err)));
+}
+
+/** Exponential backoff with jitter, or the server's Retry-After when it gave one. */
+export function backoffStrategy(attemptsMade: number, _type?: string, err?: Error): number {
+  if (err instanceof TransientError && err.retryAfterMs !== undefined) return Math.min(err.retryAfterMs, 15 * 60_000);
+  const base = Math.min(60_000, 2000 * 2 ** Math.max(0, attemptsMade - 1));
+  return Math.round(base * (0.5 + Math.random()));
+}

@@ -1,0 +1,48 @@
+import { execa } from 'execa';
+import type { JobName, NodeResult } from '../jobs.js';
+import { UserError } from '../lib/errors.js';
+import { installNode } from '../nodes/install.js';
+import { jobLogger, type Handler, type WorkerDeps } from './context.js';
+
+/** Lines of git/pip/install.py output kept in a job's log. */
+const MAX_LOG_LINES = 400;
+
+/** nodes: clones or updates a custom node at its ref, installs its requirements, runs install.py. */
+export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job, deps): Promise<NodeResult> => {
+  const { node } = job.data;
+  const log = jobLogger(deps, job).child({ node: node.name });
+  const logLine = jobLogWriter(job, deps);
+  const installed = await installNode({
+    node,
+    comfyuiDir: deps.config.comfyui.dir,
+    python: deps.config.comfyui.python,
+    onOutput: logLine,
+  });
+  log.info({ commit: installed.commit, path: installed.path }, 'custom node installed');
+  return { name: node.name, path: installed.path, commit: installed.commit };
+};
+
+/** EXTRA_PYTHON_PACKAGES, installed into ComfyUI's Python before ComfyUI starts. */
+export const installPythonPackages: Handler<typeof JobName.InstallPythonPackages> = async (job, deps) => {
+  const { packages } = job.data;
+  const logLine = jobLogWriter(job, deps);
+  const result = await execa(deps.config.comfyui.python, ['-m', 'pip', 'install', '--no-input', ...packages], {
+    all: true,
+    reject: false,
+  });
+  for (const line of (result.all ?? '').split('\n')) if (line.trim()) logLine(line);
+  if (result.exitCode !== 0) {
+    throw new UserError(`pip install ${packages.join(' ')} failed: ${(result.all ?? '').trim().split('\n').slice(-3).join(' | ')}`);
+  }
+  jobLogger(deps, job).info({ packages }, 'python packages installed');
+  return { packages };
+};
+
+function jobLogWriter(job: { log(line: string): Promise<number> }, deps: WorkerDeps): (line: string) => void {
+  let lines = 0;
+  return (line) => {
+    lines += 1;
+    if (lines <= MAX_LOG_LINES) void job.log(deps.redactor.redact(line)).catch(() => undefined);
+    else if (lines === MAX_LOG_LINES + 1) void job.log('… further output omitted').catch(() => undefined);
+  };
+}
