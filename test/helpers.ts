@@ -1,0 +1,59 @@
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { loadConfig, type Config } from '../src/config/index.js';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const STANDIN_MAIN = path.join(REPO_ROOT, 'test/fixtures/comfyui/main.py');
+export const silentLog = pino({ level: 'silent' });
+
+export interface Workspace {
+  dir: string;
+  comfyDir: string;
+  cleanup(): Promise<void>;
+}
+
+/** A fresh workspace with the stand-in ComfyUI checkout in it. */
+export async function makeWorkspace(): Promise<Workspace> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'phoenix-ws-'));
+  const comfyDir = path.join(dir, 'ComfyUI');
+  await mkdir(comfyDir, { recursive: true });
+  await copyFile(STANDIN_MAIN, path.join(comfyDir, 'main.py'));
+  return { dir, comfyDir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Configuration as a pod would read it, from a plain environment (never the test runner's own). */
+export function testConfig(env: Record<string, string>): Promise<Config> {
+  return loadConfig({ PATH: process.env.PATH ?? '', COMFYUI_PYTHON: 'python3', ...env });
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as import('node:net').AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Polls until `check` returns a value (not undefined/false) or the time is up. */
+export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

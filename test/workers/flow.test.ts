@@ -1,0 +1,189 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { podStatus } from '../../src/board/status.js';
+import type { Config } from '../../src/config/index.js';
+import { SERVICE_JOB_ID } from '../../src/jobs.js';
+import { PodState } from '../../src/pod-state.js';
+import { produce } from '../../src/producer/produce.js';
+import { openQueues, type Queues } from '../../src/queues.js';
+import { startWorkers, type RunningWorkers } from '../../src/workers/index.js';
+import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
+import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
+import { eventually, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * The whole flow over a real redis-server: producer → download → organize → service (the stand-in
+ * ComfyUI), against a real HTTP server.
+ */
+describe('provisioning flow', () => {
+  let redis: TestRedis;
+  let server: StaticServer;
+  const good = randomBytes(2_000_000);
+  const lora = randomBytes(50_000);
+  const stack: { ws?: Workspace; workers?: RunningWorkers; queues?: Queues; conn?: Redis } = {};
+  let n = 0;
+
+  beforeAll(async () => {
+    redis = await startTestRedis();
+    server = await startStaticServer({
+      '/models/good.safetensors': { body: good },
+      '/dl/lora': { body: lora, filename: 'detail.safetensors' },
+      '/models/other.safetensors': { body: randomBytes(10_000) },
+    });
+  });
+  afterAll(async () => {
+    await server.close();
+    await redis.stop();
+  });
+  afterEach(async () => {
+    await stack.workers?.close(5000);
+    await stack.queues?.close();
+    stack.conn?.disconnect();
+    await stack.ws?.cleanup();
+  });
+
+  async function boot(env: Record<string, string>, reuse?: { ws: Workspace; prefix: string }) {
+    const ws = reuse?.ws ?? (await makeWorkspace());
+    const prefix = reuse?.prefix ?? `t${process.pid}x${n++}`;
+    const config = await testConfig({
+      WORKSPACE: ws.dir,
+      COMFYUI_PORT: String(await freePort()),
+      DOWNLOAD_ATTEMPTS: '1',
+      ...env,
+    });
+    const conn = new Redis({ path: redis.socket, maxRetriesPerRequest: null });
+    const workers = startWorkers({ config, connection: conn, log: silentLog, prefix, comfyBackoffMs: 100 });
+    const queues = openQueues(conn, prefix);
+    Object.assign(stack, { ws, workers, queues, conn });
+    return { ws, prefix, config, conn, workers, queues };
+  }
+
+  async function waitReady(config: Config, queues: Queues, conn: Redis) {
+    return eventually(async () => {
+      const s = await podStatus(config, queues, new PodState(conn, queues.prefix));
+      return s.ready ? s : undefined;
+    }, 30_000, 'ComfyUI ready');
+  }
+
+  it('publishes every model verified before ComfyUI starts, and a second run adds nothing', async () => {
+    const { ws, config, conn, queues } = await boot({
+      HUGGINGFACE_MODELS: '',
+      PROVISION_URL: await manifest(`
+[models.checkpoints.good]
+source = "url"
+url = "${server.url('/models/good.safetensors')}"
+sha256 = "${sha(good)}"
+
+[models.lora]
+detail = "${server.url('/dl/lora')}"
+`),
+    });
+    const first = await produce({ config, queues, connection: conn, log: silentLog });
+    expect(first.action).toBe('started');
+    expect(first.jobIds).toHaveLength(5);
+
+    const status = await waitReady(config, queues, conn);
+    expect(status.models.map((m) => [m.name, m.category, m.state, m.bytes])).toEqual(
+      expect.arrayContaining([
+        ['good.safetensors', 'checkpoints', 'ready', good.length],
+        ['detail.safetensors', 'loras', 'ready', lora.length],
+      ]),
+    );
+    const goodPath = path.join(ws.comfyDir, 'models/checkpoints/good.safetensors');
+    expect(sha(await readFile(goodPath))).toBe(sha(good));
+    expect(sha(await readFile(path.join(ws.comfyDir, 'models/loras/detail.safetensors')))).toBe(sha(lora));
+    // ComfyUI started after the files were in place.
+    const run = JSON.parse((await readFile(path.join(ws.comfyDir, 'standin-runs.jsonl'), 'utf8')).trim().split('\n')[0]!);
+    expect(run.started * 1000).toBeGreaterThan((await stat(goodPath)).mtimeMs);
+    expect(run.argv).toEqual(expect.arrayContaining(['--listen', '--port', String(config.comfyui.port), '--cpu']));
+
+    const again = await produce({ config, queues, connection: conn, log: silentLog });
+    expect(again).toEqual({ action: 'unchanged', jobIds: [] });
+    const counts = await queues.queue.download.getJobCounts();
+    expect(counts.completed).toBe(2);
+  });
+
+  it('reports a model that fails for good and still starts ComfyUI', async () => {
+    const { ws, config, conn, queues } = await boot({
+      PROVISION_URL: await manifest(`
+[models.checkpoints.corrupt]
+source = "url"
+url = "${server.url('/models/other.safetensors')}"
+sha256 = "${'0'.repeat(64)}"
+
+[models.vae.missing]
+source = "url"
+url = "${server.url('/models/missing.safetensors')}"
+
+[models.loras.fine]
+source = "url"
+url = "${server.url('/dl/lora')}"
+`),
+    });
+    await produce({ config, queues, connection: conn, log: silentLog });
+    const status = await waitReady(config, queues, conn);
+    const byOrigin = Object.fromEntries(status.models.map((m) => [m.origin, m]));
+    expect(byOrigin['manifest models.checkpoints.corrupt']).toMatchObject({ state: 'failed', path: null });
+    expect(byOrigin['manifest models.checkpoints.corrupt']!.error).toMatch(/sha256 .* expected 0{64}.*discarded/);
+    expect(byOrigin['manifest models.vae.missing']).toMatchObject({ state: 'failed' });
+    expect(byOrigin['manifest models.vae.missing']!.error).toMatch(/HTTP 404/);
+    expect(byOrigin['manifest models.loras.fine']).toMatchObject({ state: 'ready' });
+    // Nothing of the corrupt file was published, and the temp area holds nothing.
+    await expect(readdir(path.join(ws.comfyDir, 'models/checkpoints'))).rejects.toThrow(/ENOENT/);
+    expect(await readdir(path.join(ws.comfyDir, 'models/.phoenix-tmp'))).toEqual([]);
+    const service = await queues.queue.service.getJob(SERVICE_JOB_ID);
+    expect(service?.returnvalue.failedDependencies).toHaveLength(2);
+  });
+
+  it('downloads nothing again after a restart, and starts ComfyUI again', async () => {
+    const env = { PROVISION_URL: await manifest(`[models.checkpoints]\ngood = "${server.url('/models/good.safetensors')}"\n`) };
+    const first = await boot(env);
+    await produce({ config: first.config, queues: first.queues, connection: first.conn, log: silentLog });
+    await waitReady(first.config, first.queues, first.conn);
+    const servedBefore = server.served.get('/models/good.safetensors') ?? 0;
+
+    // The workers process stops (and ComfyUI with it), then a new one starts on the same Redis.
+    await first.workers.close(5000);
+    await first.queues.close();
+    first.conn.disconnect();
+    const second = await boot(env, { ws: first.ws, prefix: first.prefix });
+    const result = await produce({ config: second.config, queues: second.queues, connection: second.conn, log: silentLog });
+    expect(result.action).toBe('started');
+    const status = await waitReady(second.config, second.queues, second.conn);
+    expect(status.models).toMatchObject([{ name: 'good.safetensors', state: 'ready' }]);
+    expect(server.served.get('/models/good.safetensors') ?? 0).toBe(servedBefore);
+  });
+
+  it('restarts ComfyUI with backoff when it dies', async () => {
+    const ws = await makeWorkspace();
+    // The marker file makes the stand-in crash once only.
+    const marker = path.join(ws.dir, 'crashed-once');
+    const { config, conn, queues } = await boot(
+      { STANDIN_EXIT_AFTER: '0.5', STANDIN_EXIT_MARKER: marker },
+      { ws, prefix: `t${process.pid}x${n++}` },
+    );
+    await produce({ config, queues, connection: conn, log: silentLog });
+    const pod = new PodState(conn, queues.prefix);
+    const restarted = await eventually(async () => {
+      const c = await pod.comfy(config.comfyui.port);
+      return c.state === 'running' && c.restarts === 1 ? c : undefined;
+    }, 30_000, 'a restart');
+    expect(restarted.pid).toBeGreaterThan(0);
+    expect((await readFile(path.join(ws.comfyDir, 'standin-runs.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(2);
+    await waitReady(config, queues, conn);
+  });
+});
+
+async function manifest(text: string): Promise<string> {
+  const { mkdtemp, writeFile } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'phoenix-m-'));
+  const file = path.join(dir, 'models.toml');
+  await writeFile(file, text);
+  return file;
+}
