@@ -1,0 +1,133 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBoard, type RunningBoard } from '../../src/board/server.js';
+import { PodState } from '../../src/pod-state.js';
+import { openQueues, type Queues } from '../../src/queues.js';
+import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
+import { makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+
+/** The board server over a real Redis with no workers: what the API enqueues stays in the queues. */
+describe('board server', () => {
+  let redis: TestRedis;
+  let conn: Redis;
+  let queues: Queues;
+  let board: RunningBoard;
+  let ws: Workspace;
+  const auth = { authorization: `Basic ${Buffer.from('admin:board-password-1').toString('base64')}` };
+
+  beforeAll(async () => {
+    redis = await startTestRedis();
+    ws = await makeWorkspace();
+    const config = await testConfig({ WORKSPACE: ws.dir, PHOENIX_PASSWORD: 'board-password-1' });
+    conn = new Redis({ path: redis.socket, maxRetriesPerRequest: 1 });
+    queues = openQueues(conn, `board${process.pid}`);
+    board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port: 0, host: '127.0.0.1' });
+  });
+  afterAll(async () => {
+    await board.close();
+    await queues.close();
+    conn.disconnect();
+    await redis.stop();
+    await ws.cleanup();
+  });
+
+  const post = (route: string, body: unknown, headers: Record<string, string> = auth) =>
+    fetch(`${board.url}${route}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+
+  it('answers /healthz without auth and everything else only with it', async () => {
+    expect(await (await fetch(`${board.url}/healthz`)).json()).toEqual({ ok: true });
+    for (const route of ['/status', '/board/', '/api/jobs/x']) {
+      const res = await fetch(`${board.url}${route}`);
+      expect(res.status, route).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Basic/);
+    }
+    const wrong = await fetch(`${board.url}/status`, { headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` } });
+    expect(wrong.status).toBe(401);
+    expect((await fetch(`${board.url}/status`, { headers: auth })).status).toBe(200);
+  });
+
+  it('serves Bull Board over the four queues', async () => {
+    const page = await fetch(`${board.url}/board/`, { headers: auth });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<base href="/board/"');
+    const api = await fetch(`${board.url}/board/api/queues`, { headers: auth });
+    const names = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name).sort();
+    expect(names).toEqual(['download', 'nodes', 'organize', 'service']);
+  });
+
+  it('reports the status shape of SPEC §5', async () => {
+    const s = (await (await fetch(`${board.url}/status`, { headers: auth })).json()) as Record<string, unknown>;
+    expect(s).toMatchObject({
+      ready: false,
+      comfyui: { state: 'waiting', pid: null, port: 8188, restarts: 0 },
+      models: [],
+      nodes: [],
+      queues: { download: { waiting: 0, active: 0, completed: 0, failed: 0, delayed: 0 } },
+      gpus: [],
+      versions: { phoenix: '0.1.0' },
+    });
+    expect(Object.keys(s.queues as object).sort()).toEqual(['download', 'nodes', 'organize', 'service']);
+    expect((s.disk as { freeBytes: number }).freeBytes).toBeGreaterThan(0);
+  });
+
+  it('rejects invalid model specs with every problem listed, enqueueing nothing', async () => {
+    const res = await post('/api/models', {
+      models: [
+        { source: 'dropbox', url: 'https://x' },
+        { source: 'url', url: 'file:///etc/passwd', category: 'loras' },
+        { source: 'civitai', versionId: '12ab' },
+        { source: 'url', url: 'https://example.com/a', filename: '../a.safetensors', category: '../../etc' },
+        { source: 'url', url: 'https://example.com/b', headers: { Authorization: 'Bearer x' } },
+      ],
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { problems: string[] };
+    expect(body.problems).toEqual([
+      expect.stringMatching(/^models\[0\]\.source: source must be one of/),
+      expect.stringMatching(/^models\[1\]\.url: must be an http\(s\) URL/),
+      expect.stringMatching(/^models\[2\]\.versionId: must be a numeric/),
+      expect.stringMatching(/^models\[3\]\.category: is not a ComfyUI model folder/),
+      expect.stringMatching(/^models\[3\]\.filename: must be a plain file name/),
+      expect.stringMatching(/^models\[4\]\.headers: header values are secrets/),
+    ]);
+    expect(await queues.queue.download.count()).toBe(0);
+    const bad = await post('/api/models', '{"source": ');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toBe('invalid JSON');
+  });
+
+  it('enqueues a valid model once and shows its job', async () => {
+    const spec = { source: 'url', url: 'https://example.com/x.safetensors', filename: 'x.safetensors', category: 'lora' };
+    const res = await post('/api/models', spec);
+    expect(res.status).toBe(202);
+    const { models } = (await res.json()) as { models: { id: string; jobIds: string[]; status: string }[] };
+    expect(models).toHaveLength(1);
+    expect(models[0]!.status).toBe('queued');
+    expect(models[0]!.jobIds).toEqual([`organize-${models[0]!.id}`, `download-${models[0]!.id}`]);
+
+    const again = (await (await post('/api/models', spec)).json()) as { models: { status: string }[] };
+    expect(again.models[0]!.status).toBe('exists');
+    expect(await queues.queue.download.count()).toBe(1);
+
+    const job = (await (await fetch(`${board.url}/api/jobs/${models[0]!.jobIds[1]}`, { headers: auth })).json()) as Record<string, unknown>;
+    expect(job).toMatchObject({ queue: 'download', name: 'download-model', state: 'waiting' });
+    expect((await fetch(`${board.url}/api/jobs/nope`, { headers: auth })).status).toBe(404);
+
+    const status = (await (await fetch(`${board.url}/status`, { headers: auth })).json()) as { models: unknown[] };
+    expect(status.models).toMatchObject([{ name: 'x.safetensors', category: 'loras', state: 'queued', source: 'url', origin: 'api' }]);
+  });
+
+  it('validates and enqueues custom nodes', async () => {
+    const bad = await post('/api/nodes', { url: '-uhttps://x/y' });
+    expect(bad.status).toBe(400);
+    const res = await post('/api/nodes', { url: 'https://github.com/ltdrdata/ComfyUI-Impact-Pack.git', ref: 'v8.1' });
+    expect(res.status).toBe(202);
+    const { jobId } = (await res.json()) as { jobId: string };
+    const job = await queues.queue.nodes.getJob(jobId);
+    expect(job?.data).toEqual({ node: { name: 'ComfyUI-Impact-Pack', url: 'https://github.com/ltdrdata/ComfyUI-Impact-Pack.git', ref: 'v8.1' } });
+  });
+});
