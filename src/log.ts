@@ -12,12 +12,10 @@ export class Redactor {
   private readonly secrets: string[];
 
   constructor(secrets: readonly string[]) {
-    // Longest first, so a secret containing another is replaced whole.
-    this.secrets = [...new Set(secrets.filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length);
-    for (const s of this.secrets) {
-      const encoded = encodeURIComponent(s);
-      if (encoded !== s) this.secrets.push(encoded);
-    }
+    // Each secret also as it appears inside a URL; longest first, so a secret containing
+    // another is replaced whole.
+    const plain = secrets.filter((s) => s.length >= 4);
+    this.secrets = [...new Set([...plain, ...plain.map(encodeURIComponent)])].sort((a, b) => b.length - a.length);
   }
 
   redact(text: string): string {
