@@ -10,7 +10,7 @@ import { tempDir } from './organize/paths.js';
 import { PodState } from './pod-state.js';
 import { produce } from './producer/produce.js';
 import { openQueues } from './queues.js';
-import { connect, redisTarget } from './redis.js';
+import { EmbeddedRedis, connect, redisTarget } from './redis.js';
 import { stopOnSignals, up, whenReady } from './up.js';
 import { startWorkers } from './workers/index.js';
 
@@ -25,6 +25,7 @@ const USAGE = `usage: phoenix <command>
                      or a URL  [--category <folder>] [--filename <name>]
   status [--json]    print the pod's status from the API
   cleanup            remove partial downloads from the temp area
+  redis              run the pod's redis-server on its unix socket (used by supervisord)
 
 Configuration comes from the environment (see README). Bad configuration exits with code 2.`;
 
@@ -68,6 +69,8 @@ async function main(argv: string[]): Promise<number> {
       return await runStatus(config, values.json ?? false);
     case 'cleanup':
       return await runCleanup(config, log);
+    case 'redis':
+      return await runRedis(config, log);
     default:
       process.stderr.write(`phoenix: unknown command "${command}"\n\n${USAGE}\n`);
       return 1;
@@ -183,6 +186,16 @@ async function runCleanup(config: Config, log: Logger): Promise<number> {
   await Promise.all(names.map((n) => rm(path.join(dir, n), { recursive: true, force: true })));
   log.info({ dir, removed: names.length }, 'temp area cleaned');
   return 0;
+}
+
+/** The pod's Redis as a supervised program: exits when redis-server does, so supervisord restarts it. */
+async function runRedis(config: Config, log: Logger): Promise<number> {
+  const redis = new EmbeddedRedis({ stateDir: config.stateDir, persistent: config.persistentStorage !== undefined, log });
+  await redis.start();
+  stopOnSignals(() => redis.stop(), log);
+  await redis.exited;
+  log.error('redis-server exited');
+  return 1;
 }
 
 function forever(): Promise<number> {

@@ -43,6 +43,8 @@ export interface EmbeddedRedisOptions {
 export class EmbeddedRedis {
   readonly socket: string;
   private child: ResultPromise | undefined;
+  /** Settles when redis-server exits, for whatever reason. */
+  exited: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: EmbeddedRedisOptions) {
     this.socket = socketPath(options.stateDir);
@@ -61,8 +63,9 @@ export class EmbeddedRedis {
     const exited = this.child.then((r) => {
       throw new Error(`redis-server exited (${r.exitCode ?? r.signal}): ${String(r.stderr || r.stdout).slice(-400)}`);
     });
-    await Promise.race([waitForPing({ path: this.socket }), exited]);
     exited.catch(() => undefined);
+    this.exited = exited.catch(() => undefined);
+    await Promise.race([waitForPing({ path: this.socket }), exited]);
     log.info({ socket: this.socket, persistent }, 'redis-server is up');
     return { path: this.socket };
   }
