@@ -1,5 +1,5 @@
 import { UserError } from '../lib/errors.js';
-import { fetchFollowing, filenameFromContentDisposition, httpError } from '../lib/http.js';
+import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
 import type { StoredModelSpec } from '../jobs.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
@@ -59,8 +59,10 @@ export async function probeUrl(
       ? /\/(\d+)\s*$/.exec(response.headers.get('content-range') ?? '')?.[1]
       : response.headers.get('content-length') ?? undefined;
   const fromUrl = decodeURIComponent(new URL(finalUrl).pathname.split('/').pop() ?? '');
+  const name = filenameFromContentDisposition(response.headers.get('content-disposition')) ?? (fromUrl || undefined);
+  assertLooksLikeModel(response, name ?? '', `GET ${new URL(url).origin}${new URL(url).pathname}`);
   return {
-    name: filenameFromContentDisposition(response.headers.get('content-disposition')) ?? (fromUrl || undefined),
+    name,
     bytes: total !== undefined && total !== null ? Number(total) : undefined,
     finalUrl,
   };
