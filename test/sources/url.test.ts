@@ -55,3 +55,12 @@ describe('url source probe', () => {
     expect(file).toMatchObject({ name: 'model.safetensors', bytes: model.length });
   });
 });
+
+describe('url source names', () => {
+  it('accepts JSON when the user saves it under a .json name', async () => {
+    const url = storage.put('api/config', Buffer.from('{"layers":12}'), { contentType: 'application/json' });
+    await expect(resolveModel({ source: 'url', url }, await context())).rejects.toThrow(/answered with JSON/);
+    const [file] = await resolveModel({ source: 'url', url, filename: 'config.json' }, await context());
+    expect(file).toMatchObject({ name: 'config.json', bytes: 13 });
+  });
+});
