@@ -71,8 +71,8 @@ export const civitaiSource: ModelSourceClient<CivitaiSpec> = {
       secretOrigin: origin,
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
-    if (!meta.ok) throw await civitaiError(meta, id);
-    const parsed = ModelVersion.safeParse(await meta.json());
+    if (!meta.ok) throw await civitaiError(meta, id, ctx);
+    const parsed = ModelVersion.safeParse(await meta.json().catch(() => undefined));
     if (!parsed.success) throw new TransientError(`CivitAI answered model version ${id} with an unexpected body`);
     const version = parsed.data;
 
@@ -131,10 +131,10 @@ async function probeDownload(
   const final = new URL(url);
   if (final.origin === request.headersOrigin && (final.pathname === '/login' || final.searchParams.get('reason') === 'download-auth')) {
     await response.body?.cancel();
-    throw loginRequired(id);
+    throw loginRequired(id, ctx);
   }
   if (response.status !== 200 && response.status !== 206) {
-    if (final.origin === request.headersOrigin) throw await civitaiError(response, id);
+    if (final.origin === request.headersOrigin) throw await civitaiError(response, id, ctx);
     await response.body?.cancel();
     throw httpError(`CivitAI model version ${id}: download storage ${final.origin}`, response);
   }
@@ -148,18 +148,22 @@ async function probeDownload(
   return { name, bytes: total ? Number(total) : undefined };
 }
 
-function loginRequired(id: string): UserError {
-  return new UserError(`CivitAI model version ${id}: this model requires login: set CIVITAI_TOKEN to an API key from civitai.com/user/account`);
+function loginRequired(id: string, ctx: SourceContext): UserError {
+  return new UserError(
+    ctx.config.tokens.civitai
+      ? `CivitAI model version ${id}: this model requires login and CivitAI refused CIVITAI_TOKEN: check the API key at civitai.com/user/account`
+      : `CivitAI model version ${id}: this model requires login: set CIVITAI_TOKEN to an API key from civitai.com/user/account`,
+  );
 }
 
 /** Maps a CivitAI error answer to a message that says what to do. */
-async function civitaiError(response: Response, id: string): Promise<Error> {
+async function civitaiError(response: Response, id: string, ctx: SourceContext): Promise<Error> {
   const body = await readErrorBody(response);
   switch (response.status) {
     case 400:
       return new UserError(`"${id}" is not a valid CivitAI model-version id: use the number after modelVersionId= in the model page's URL`);
     case 401:
-      return loginRequired(id);
+      return loginRequired(id, ctx);
     case 403:
       if (body.deadline) {
         return new UserError(

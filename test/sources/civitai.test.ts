@@ -157,6 +157,12 @@ describe('CivitAI source', () => {
     expect(err.message).toContain('this model requires login: set CIVITAI_TOKEN');
   });
 
+  it('says when CivitAI refuses the token', async () => {
+    const err = await failure(resolveModel(spec('102'), await context({ CIVITAI_TOKEN: 'not-the-right-key' })));
+    expect(err).toBeInstanceOf(UserError);
+    expect(err.message).toContain('this model requires login and CivitAI refused CIVITAI_TOKEN');
+  });
+
   it('asks for CIVITAI_TOKEN when CivitAI redirects to its login page', async () => {
     const redirecting = await startCivitaiFixture({
       storage,
