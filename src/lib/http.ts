@@ -99,3 +99,21 @@ export function filenameFromContentDisposition(header: string | null): string | 
   if (!plain) return undefined;
   return (plain[2] !== undefined ? plain[2].replace(/\\(.)/g, '$1') : plain[1]!).trim();
 }
+
+/**
+ * Refuses a response that is a web page or JSON when a file called `name` is expected: a login
+ * wall, an expired link or an API error answered with 200 must not be saved as a model. A file
+ * that really is HTML or JSON (by its extension) passes.
+ */
+export function assertLooksLikeModel(response: Response, name: string, what: string): void {
+  const type = (response.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const extension = /\.[^.]+$/.exec(name.toLowerCase())?.[0] ?? '';
+  const page = (type === 'text/html' || type === 'application/xhtml+xml') && extension !== '.html' && extension !== '.htm';
+  const json = (type === 'application/json' || type.endsWith('+json')) && extension !== '.json';
+  if (page || json) {
+    throw new UserError(
+      `${what} answered with ${page ? 'a web page' : 'JSON'} instead of the file ${name || '(unnamed)'}: ` +
+        'the link needs a login, has expired, or is not a direct download link',
+    );
+  }
+}

@@ -1,12 +1,18 @@
 import { UserError } from '../lib/errors.js';
 import type { StoredModelSpec } from '../jobs.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
+import { civitaiSource } from './civitai.js';
+import { gdriveSource } from './gdrive.js';
+import { huggingfaceSource } from './huggingface.js';
 import { urlSource } from './url.js';
 
 export type { DownloadRequest, ResolvedFile, SourceContext } from './types.js';
 
 const CLIENTS: Partial<{ [S in StoredModelSpec['source']]: ModelSourceClient<Extract<StoredModelSpec, { source: S }>> }> = {
+  civitai: civitaiSource,
+  huggingface: huggingfaceSource,
   url: urlSource,
+  gdrive: gdriveSource,
 };
 
 /** Resolves a model to its files through the client of its source. */

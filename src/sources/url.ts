@@ -1,5 +1,5 @@
 import { UserError } from '../lib/errors.js';
-import { fetchFollowing, filenameFromContentDisposition, httpError } from '../lib/http.js';
+import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
 import type { StoredModelSpec } from '../jobs.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
@@ -15,7 +15,7 @@ export const urlSource: ModelSourceClient<UrlSpec> = {
   async resolve(spec, ctx): Promise<ResolvedFile[]> {
     const headers = ctx.secretHeaders ?? {};
     const origin = new URL(spec.url).origin;
-    const probe = await probeUrl(spec.url, headers, origin, ctx);
+    const probe = await probeUrl(spec.url, headers, origin, ctx, spec.filename);
     const name = spec.filename ?? sanitizeFilename(probe.name ?? '');
     if (!name) {
       throw new UserError(`cannot tell a file name for ${origin}${new URL(spec.url).pathname}: set "filename"`);
@@ -43,6 +43,8 @@ export async function probeUrl(
   secretHeaders: Record<string, string>,
   secretOrigin: string,
   ctx: Pick<SourceContext, 'signal'>,
+  /** The name the file will be saved under, when the user chose it: decides what content is plausible. */
+  savedName?: string,
 ): Promise<Probe> {
   const { response, url: finalUrl } = await fetchFollowing(url, {
     headers: { range: 'bytes=0-0' },
@@ -59,8 +61,10 @@ export async function probeUrl(
       ? /\/(\d+)\s*$/.exec(response.headers.get('content-range') ?? '')?.[1]
       : response.headers.get('content-length') ?? undefined;
   const fromUrl = decodeURIComponent(new URL(finalUrl).pathname.split('/').pop() ?? '');
+  const name = filenameFromContentDisposition(response.headers.get('content-disposition')) ?? (fromUrl || undefined);
+  assertLooksLikeModel(response, savedName ?? name ?? '', `GET ${new URL(url).origin}${new URL(url).pathname}`);
   return {
-    name: filenameFromContentDisposition(response.headers.get('content-disposition')) ?? (fromUrl || undefined),
+    name,
     bytes: total !== undefined && total !== null ? Number(total) : undefined,
     finalUrl,
   };

@@ -1,0 +1,66 @@
+import type { ModelFolder } from './config/folders.js';
+import type { Config, ConfiguredModel } from './config/index.js';
+import { modelId } from './config/model-spec.js';
+import { toStoredSpec } from './jobs.js';
+import { errorMessage } from './lib/errors.js';
+import type { Logger } from './log.js';
+import { resolveModel } from './sources/index.js';
+
+/** What `phoenix plan` reports for one configured model. */
+export interface PlannedModel {
+  /** Where it was asked for: an environment variable or a manifest key. */
+  origin: string;
+  /** Deterministic model id, the same the download and organize jobs carry. */
+  id: string;
+  source: ConfiguredModel['spec']['source'];
+  files: PlannedFile[];
+  /** Why the model cannot be resolved; absent when it can. */
+  error?: string;
+}
+
+export interface PlannedFile {
+  name: string;
+  bytes: number | undefined;
+  /** The manifest's folder, else the one the source implies; undefined leaves it to the organizer. */
+  category: ModelFolder | undefined;
+  sha256: string | undefined;
+}
+
+/** Sources asked at once: enough to be quick, few enough not to trip rate limits. */
+const PLAN_CONCURRENCY = 4;
+
+/**
+ * Resolves every configured model through its source without downloading a byte. A model that
+ * fails gets `error` and the others go on; the order is the configuration's.
+ */
+export async function planModels(config: Config, log: Logger): Promise<PlannedModel[]> {
+  const planned = new Array<PlannedModel>(config.models.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < config.models.length) {
+      const index = next++;
+      planned[index] = await planModel(config.models[index]!, config, log);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PLAN_CONCURRENCY, config.models.length) }, worker));
+  return planned;
+}
+
+async function planModel(model: ConfiguredModel, config: Config, log: Logger): Promise<PlannedModel> {
+  const { spec } = model;
+  const base = { origin: model.origin, id: modelId(spec), source: spec.source };
+  try {
+    const files = await resolveModel(toStoredSpec(spec), {
+      config,
+      log: log.child({ model: base.id }),
+      ...(spec.source === 'url' && spec.headers ? { secretHeaders: spec.headers } : {}),
+    });
+    return {
+      ...base,
+      files: files.map((f) => ({ name: f.name, bytes: f.bytes, category: spec.category ?? f.category, sha256: f.sha256 })),
+    };
+  } catch (err) {
+    log.debug({ model: base.id, err }, 'model did not resolve');
+    return { ...base, files: [], error: errorMessage(err) };
+  }
+}
