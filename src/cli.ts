@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { parseShortSpec } from './config/model-spec.js';
 import { createLogger, type Logger } from './log.js';
 import { tempDir } from './organize/paths.js';
+import { planModels } from './plan.js';
 import { PodState } from './pod-state.js';
 import { produce } from './producer/produce.js';
 import { openQueues } from './queues.js';
@@ -62,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
     case 'board':
       return await runBoard(config, log);
     case 'plan':
-      return await runPlan(config, values.json ?? false);
+      return await runPlan(config, log, values.json ?? false);
     case 'add':
       return await runAdd(config, rest, values);
     case 'status':
@@ -121,17 +122,20 @@ async function runBoard(config: Config, log: Logger): Promise<number> {
   return forever();
 }
 
-async function runPlan(config: Config, json: boolean): Promise<number> {
-  const plan = {
-    models: config.models.map((m) => ({ origin: m.origin, ...m.spec, ...(m.spec.source === 'url' && m.spec.headers ? { headers: Object.keys(m.spec.headers) } : {}) })),
-    nodes: config.nodes,
-  };
-  if (json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+async function runPlan(config: Config, log: Logger, json: boolean): Promise<number> {
+  const models = await planModels(config, log);
+  if (json) process.stdout.write(`${JSON.stringify({ models, nodes: config.nodes }, null, 2)}\n`);
   else {
-    for (const m of plan.models) process.stdout.write(`model  ${m.origin}: ${m.source} ${m.category ?? '(folder from source)'}\n`);
-    for (const n of plan.nodes) process.stdout.write(`node   ${n.name}: ${n.url}${n.ref ? `@${n.ref}` : ''}\n`);
+    for (const m of models) {
+      if (m.error) process.stdout.write(`FAILED  ${m.origin}: ${m.error}\n`);
+      for (const f of m.files) {
+        const size = f.bytes !== undefined ? `${(f.bytes / 2 ** 20).toFixed(1)} MiB` : 'size unknown';
+        process.stdout.write(`model   ${f.category ?? '(folder from header)'}/${f.name}  ${size}  ${f.sha256 ?? 'no published sha256'}  (${m.origin})\n`);
+      }
+    }
+    for (const n of config.nodes) process.stdout.write(`node    custom_nodes/${n.name}  ${n.url}${n.ref ? `@${n.ref}` : ''}\n`);
   }
-  return 0;
+  return models.some((m) => m.error) ? 1 : 0;
 }
 
 async function runAdd(config: Config, specs: string[], values: { category?: string | undefined; filename?: string | undefined }): Promise<number> {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { createManifestFetcher } from '../sources/gdrive.js';
 import { ConfigError } from './errors.js';
 import { formatIssues, parseManifest, readManifestText } from './manifest.js';
 import { ModelSpec, parseShortSpec, type SpecEndpoints } from './model-spec.js';
@@ -149,7 +150,7 @@ const CIVITAI_FORCED: Record<string, ModelFolder> = {
 };
 
 export interface LoadOptions {
-  /** Fetches PROVISION_URL when it is a URL; the sources layer supplies Google Drive handling. */
+  /** Fetches PROVISION_URL when it is a URL; defaults to a GET that follows Google Drive's confirm flow. */
   fetchText?: (url: string) => Promise<string>;
 }
 
@@ -206,7 +207,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
   });
 
   if (e.PROVISION_URL) {
-    const fetchText = options.fetchText ?? fetchPlainText;
+    const fetchText = options.fetchText ?? createManifestFetcher(endpoints);
     try {
       const text = await readManifestText(e.PROVISION_URL, fetchText);
       const manifest = parseManifest(text, specEndpoints, problems);
@@ -324,12 +325,6 @@ function redisPassword(url: string | undefined): string[] {
 
 function generatePassword(): string {
   return randomBytes(18).toString('base64url');
-}
-
-async function fetchPlainText(url: string): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
-  if (!res.ok) throw new Error(`GET ${new URL(url).origin}${new URL(url).pathname} answered ${res.status}`);
-  return res.text();
 }
 
 function deepFreeze<T>(value: T): T {
