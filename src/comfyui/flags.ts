@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import { SCRUBBED_ENV } from '../nodes/run.js';
 import type { Gpu } from './gpu.js';
 
 /** What any ComfyUI accepts; assumed when its comfy/cli_args.py cannot be read. */
@@ -104,7 +105,7 @@ export async function supportedComfyFlags(comfyuiDir: string): Promise<ReadonlyS
 }
 
 async function imports(python: string, module: string): Promise<boolean> {
-  const r = await execa(python, ['-c', `import ${module}`], { reject: false, stdin: 'ignore', timeout: PROBE_TIMEOUT_MS });
+  const r = await execa(python, ['-c', `import ${module}`], { reject: false, stdin: 'ignore', env: SCRUBBED_ENV, timeout: PROBE_TIMEOUT_MS });
   return r.exitCode === 0;
 }
 
@@ -116,6 +117,7 @@ async function torchSeesAccelerator(python: string): Promise<boolean> {
   const r = await execa(python, ['-c', 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'], {
     reject: false,
     stdin: 'ignore',
+    env: SCRUBBED_ENV,
     timeout: PROBE_TIMEOUT_MS,
   });
   return r.exitCode === 0;

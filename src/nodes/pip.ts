@@ -2,8 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { UserError } from '../lib/errors.js';
-import { runStep } from './run.js';
+import { TransientError, UserError } from '../lib/errors.js';
+import { runStep, SCRUBBED_ENV } from './run.js';
 
 /**
  * Packages a custom node must never replace in ComfyUI's Python: the torch stack built for this
@@ -101,8 +101,10 @@ async function pinnedVersions(python: string, signal: AbortSignal | undefined): 
   const result = await execa(python, ['-m', 'pip', 'list', '--format=freeze', '--disable-pip-version-check'], {
     reject: false,
     stdin: 'ignore',
+    env: SCRUBBED_ENV,
     ...(signal ? { cancelSignal: signal } : {}),
   });
+  if (result.isCanceled) throw new TransientError('listing the packages of ComfyUI\'s Python was cancelled');
   if (result.failed) {
     const detail = String(result.stderr || result.shortMessage).trim().split('\n').slice(-5).join('\n');
     throw new UserError(`cannot list the packages of ComfyUI's Python (${python} -m pip list): ${detail}; check COMFYUI_PYTHON`);

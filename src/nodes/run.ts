@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { execa } from 'execa';
 import { SECRET_VARIABLES } from '../config/index.js';
-import { UserError } from '../lib/errors.js';
+import { TransientError, UserError } from '../lib/errors.js';
 
 export interface RunOptions {
   cwd: string;
@@ -20,7 +20,7 @@ const TAIL_LINES = 15;
  * Phoenix's secrets never reach git, pip or a node's install.py: they run third-party code.
  * execa extends the parent environment; an undefined value drops the variable.
  */
-const SCRUBBED_ENV: Record<string, undefined> = Object.fromEntries(
+export const SCRUBBED_ENV: Readonly<Record<string, undefined>> = Object.fromEntries(
   SECRET_VARIABLES.flatMap((name) => [
     [name, undefined],
     [`${name}_FILE`, undefined],
@@ -51,15 +51,14 @@ export async function runStep(file: string, args: readonly string[], options: Ru
     if (tail.length > TAIL_LINES) tail.shift();
   }
   const result = await child;
-  if (result.failed) {
-    const why = result.isCanceled
-      ? 'was cancelled'
-      : result.exitCode !== undefined
-        ? `failed (exit ${result.exitCode})`
-        : `failed (${result.signal ?? result.shortMessage})`;
-    const detail = tail.length > 0 ? `:\n${tail.join('\n')}` : result.exitCode === undefined ? `: ${result.shortMessage}` : '';
-    throw new UserError(`${options.label} ${why}${detail}`);
+  if (!result.failed) return;
+  // Stopped on purpose (worker shutdown): not the node's fault, so the job may run again.
+  if (result.isCanceled) throw new TransientError(`${options.label} was cancelled`);
+  if (result.exitCode === undefined && !result.signal) {
+    throw new UserError(`${options.label} could not start ${file}: ${result.originalMessage ?? result.shortMessage}`);
   }
+  const why = result.exitCode !== undefined ? `exit ${result.exitCode}` : `killed by ${result.signal}`;
+  throw new UserError(`${options.label} failed (${why})${tail.length > 0 ? `:\n${tail.join('\n')}` : ''}`);
 }
 
 /** Shows `https://user:token@host/…` as `https://***@host/…` in logs. */

@@ -13,12 +13,16 @@ let dir: string;
 let comfy: string;
 let fake: FakePython;
 
-const INSTALL_PY = `import pathlib, os
-pathlib.Path("installed.marker").write_text(os.environ.get("PIP_CONSTRAINT", ""))
+const INSTALL_PY = `import json, os, pathlib
+env = {k: os.environ.get(k) for k in ("PIP_CONSTRAINT", "HF_TOKEN", "CIVITAI_TOKEN")}
+pathlib.Path("installed.marker").write_text(json.dumps(env))
 print("install.py done")
 `;
 
 beforeAll(async () => {
+  // Secrets in Phoenix's own environment must not reach a node's code.
+  process.env.HF_TOKEN = 'hf_secret_value';
+  process.env.CIVITAI_TOKEN = 'civitai_secret_value';
   host = await GitHost.start();
   dir = await mkdtemp(path.join(tmpdir(), 'phoenix-pip-'));
   comfy = path.join(dir, 'ComfyUI');
@@ -28,6 +32,8 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
+  delete process.env.HF_TOKEN;
+  delete process.env.CIVITAI_TOKEN;
   await host.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -58,9 +64,11 @@ describe('node requirements', () => {
     expect(call?.requirements).toEqual(['opencv-python', 'numpy>=1.20']);
     expect(call?.constraints.sort()).toEqual(['Pillow==10.4.0', 'numpy==1.26.4', 'nvidia-cudnn-cu12==9.1.0.70', 'torch==2.5.1+cu124', 'torchvision==0.20.1']);
 
-    const marker = await readFile(path.join(comfy, 'custom_nodes', 'Node-Good', 'installed.marker'), 'utf8');
-    expect(marker).toMatch(/constraints\.txt$/);
-    await expect(stat(marker)).rejects.toThrow(); // the constraints file is cleaned up afterwards
+    const env = JSON.parse(await readFile(path.join(comfy, 'custom_nodes', 'Node-Good', 'installed.marker'), 'utf8')) as Record<string, string | null>;
+    expect(env.PIP_CONSTRAINT).toMatch(/constraints\.txt$/); // pip calls inside install.py are held too
+    await expect(stat(env.PIP_CONSTRAINT!)).rejects.toThrow(); // and the file is cleaned up afterwards
+    expect(env.HF_TOKEN).toBeNull();
+    expect(env.CIVITAI_TOKEN).toBeNull();
     expect(lines).toContain('install.py done');
     expect(lines.some((l) => l.startsWith('Successfully installed'))).toBe(true);
   });
