@@ -1,13 +1,17 @@
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { NodeSpec } from '../config/nodes.js';
 import { UserError } from '../lib/errors.js';
+import { withPinnedPython } from './pip.js';
+import { hideUserInfo, runStep } from './run.js';
 
 export interface InstallNodeOptions {
   node: NodeSpec;
   comfyuiDir: string;
   python: string;
+  /** Where pip's constraints file is written; defaults to the OS temp dir. */
+  constraintsDir?: string;
   signal?: AbortSignal;
   /** Receives each line git, pip and install.py print (kept in the job's log). */
   onOutput?: (line: string) => void;
@@ -19,60 +23,108 @@ export interface InstalledNode {
 }
 
 /**
- * Clones (or updates) a custom node at its ref into custom_nodes/<name>, installs its
- * requirements.txt with ComfyUI's Python and runs install.py. Every command gets an argument
- * array; URLs are validated by NodeSpec (http(s) only, never starting with "-").
+ * Git must never wait for a password nobody will type, nor hang on a stalled connection:
+ * below 1 KB/s for a minute, it gives up.
+ */
+const GIT_ENV = { GIT_TERMINAL_PROMPT: '0' };
+const GIT_CONFIG = ['-c', 'http.lowSpeedLimit=1000', '-c', 'http.lowSpeedTime=60'];
+
+/**
+ * Clones (or updates) a custom node at its ref into custom_nodes/<name>, then, holding the pip
+ * lock, installs its requirements.txt with ComfyUI's Python under constraints that keep the torch
+ * stack as installed, and runs its install.py.
+ *
+ * `ref` is a tag, a branch or a commit; a branch (and no ref: the default branch) means origin's
+ * tip at the time of the install. An existing checkout is fetched and moved to the ref, never
+ * cloned again; local edits to tracked files are discarded, untracked files (a node's own
+ * settings, downloaded weights) are kept.
  */
 export async function installNode(options: InstallNodeOptions): Promise<InstalledNode> {
   const { node } = options;
+  if (!/^https?:\/\//i.test(node.url)) throw new UserError(`custom node ${node.name}: ${node.url} is not an http(s) URL`);
   const dir = path.join(options.comfyuiDir, 'custom_nodes', node.name);
+  const step = (label: string, cwd: string) => ({
+    cwd,
+    label: `custom node ${node.name}: ${label}`,
+    onOutput: options.onOutput,
+    signal: options.signal,
+  });
+  const git = (args: string[], cwd = dir) =>
+    runStep('git', [...GIT_CONFIG, ...args], { ...step(`git ${args[0]}`, cwd), env: GIT_ENV });
+
   await mkdir(path.dirname(dir), { recursive: true });
-  const run = (file: string, args: string[], cwd: string) => runLogged(file, args, cwd, options);
-
-  if (await exists(path.join(dir, '.git'))) {
-    await run('git', ['remote', 'set-url', 'origin', '--', node.url], dir);
-    await run('git', ['fetch', '--tags', '--force', 'origin'], dir);
+  if (await isCheckout(dir)) {
+    await git(['remote', 'set-url', 'origin', node.url]);
+    await git(['fetch', '--force', '--prune', '--tags', 'origin']);
+    // Follow a change of the default branch; a remote that cannot say keeps the old one.
+    await execa('git', ['remote', 'set-head', 'origin', '--auto'], { cwd: dir, reject: false, env: GIT_ENV, stdin: 'ignore' });
+  } else if (await exists(dir)) {
+    throw new UserError(
+      `custom node ${node.name}: ${dir} exists but is not a git checkout; remove it (or rename the node) so it can be cloned`,
+    );
   } else {
-    await run('git', ['clone', '--', node.url, dir], path.dirname(dir));
+    await git(['clone', '--', node.url, dir], path.dirname(dir));
   }
-  if (node.ref) {
-    await run('git', ['checkout', '--force', '--detach', `${await resolveRef(dir, node.ref)}`], dir);
-  } else if (await exists(path.join(dir, '.git', 'FETCH_HEAD'))) {
-    await run('git', ['checkout', '--force', '--detach', 'origin/HEAD'], dir);
-  }
-  const commit = (await execa('git', ['rev-parse', 'HEAD'], { cwd: dir })).stdout.trim();
 
-  if (await exists(path.join(dir, 'requirements.txt'))) {
-    await run(options.python, ['-m', 'pip', 'install', '--no-input', '-r', 'requirements.txt'], dir);
-  }
-  if (await exists(path.join(dir, 'install.py'))) {
-    await run(options.python, ['install.py'], dir);
+  const commit = await resolveRef(dir, node, git);
+  await git(['checkout', '--quiet', '--force', '--detach', commit]);
+  if (await exists(path.join(dir, '.gitmodules'))) await git(['submodule', 'update', '--init', '--recursive', '--force']);
+
+  const hasRequirements = await exists(path.join(dir, 'requirements.txt'));
+  const hasInstallScript = await exists(path.join(dir, 'install.py'));
+  if (hasRequirements || hasInstallScript) {
+    await withPinnedPython(options, async (constraints, env) => {
+      if (hasRequirements) {
+        await runStep(options.python, ['-m', 'pip', 'install', '--no-input', '-r', 'requirements.txt', '-c', constraints], {
+          ...step('pip install -r requirements.txt', dir),
+          env,
+        });
+      }
+      if (hasInstallScript) await runStep(options.python, ['install.py'], { ...step('install.py', dir), env });
+    });
   }
   return { path: dir, commit };
 }
 
-/** A tag or branch as the remote has it, else the ref as given (a commit). */
-async function resolveRef(dir: string, ref: string): Promise<string> {
-  for (const candidate of [`refs/tags/${ref}`, `refs/remotes/origin/${ref}`, ref]) {
-    const r = await execa('git', ['rev-parse', '--verify', '--quiet', `${candidate}^{commit}`], { cwd: dir, reject: false });
-    if (r.exitCode === 0) return r.stdout.trim();
+/**
+ * The commit a ref names on the remote: a tag first, then a branch as origin has it, then a commit
+ * id. Local branches are never consulted: they are stale copies of origin's.
+ */
+async function resolveRef(
+  dir: string,
+  node: NodeSpec,
+  git: (args: string[]) => Promise<void>,
+): Promise<string> {
+  const candidates = node.ref
+    ? [`refs/tags/${node.ref}`, `refs/remotes/origin/${node.ref}`, ...(/^[0-9a-f]{7,64}$/i.test(node.ref) ? [node.ref] : [])]
+    : ['refs/remotes/origin/HEAD'];
+  const found = await firstCommit(dir, candidates);
+  if (found) return found;
+  if (node.ref && /^[0-9a-f]{40}([0-9a-f]{24})?$/i.test(node.ref)) {
+    // A commit no branch or tag reaches yet; servers that allow it hand it over by id.
+    await git(['fetch', '--force', 'origin', node.ref]).catch(() => undefined);
+    const fetched = await firstCommit(dir, [node.ref]);
+    if (fetched) return fetched;
   }
-  throw new UserError(`ref "${ref}" is not a tag, branch or commit of ${dir}`);
+  throw new UserError(
+    node.ref
+      ? `custom node ${node.name}: "${node.ref}" is not a tag, branch or commit of ${hideUserInfo(node.url)}`
+      : `custom node ${node.name}: ${hideUserInfo(node.url)} has no default branch; give a ref`,
+  );
 }
 
-async function runLogged(file: string, args: string[], cwd: string, options: InstallNodeOptions): Promise<void> {
-  const result = await execa(file, args, {
-    cwd,
-    all: true,
-    reject: false,
-    ...(options.signal ? { cancelSignal: options.signal } : {}),
-    env: { GIT_TERMINAL_PROMPT: '0', PIP_DISABLE_PIP_VERSION_CHECK: '1' },
-  });
-  for (const line of (result.all ?? '').split('\n')) if (line.trim()) options.onOutput?.(line);
-  if (result.exitCode !== 0) {
-    const tail = (result.all ?? '').trim().split('\n').slice(-5).join(' | ');
-    throw new UserError(`${path.basename(file)} ${args[0]} failed (exit ${result.exitCode ?? result.signal}): ${tail}`);
+async function firstCommit(dir: string, candidates: readonly string[]): Promise<string | undefined> {
+  for (const candidate of candidates) {
+    const r = await execa('git', ['rev-parse', '--verify', '--quiet', `${candidate}^{commit}`], { cwd: dir, reject: false, stdin: 'ignore' });
+    if (r.exitCode === 0) return r.stdout.trim();
   }
+  return undefined;
+}
+
+async function isCheckout(dir: string): Promise<boolean> {
+  if (!(await exists(path.join(dir, '.git')))) return false;
+  const r = await execa('git', ['rev-parse', '--is-inside-work-tree'], { cwd: dir, reject: false, stdin: 'ignore' });
+  return r.exitCode === 0 && (await stat(dir)).isDirectory();
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -16,29 +16,40 @@ export interface PublishRequest {
   record: VerifiedRecord;
 }
 
+/** Publishes to one path run one at a time, so two models cannot both see the name as free. */
+const targetLocks = new Map<string, Promise<unknown>>();
+
 /**
  * The checksum gate: moves a downloaded file into its ComfyUI folder by atomic rename, only when
  * its size and SHA-256 match what the source (or the manifest) published. Returns the final path.
+ *
+ * A file already there under the same name is kept when its content is the same (nothing to do);
+ * other content is replaced only with `overwrite`, otherwise the publish fails and says how to
+ * resolve it. Either way the downloaded data never lands anywhere but its own folder.
  */
 export async function publishFile(req: PublishRequest): Promise<string> {
   const { file, record } = req;
-  const target = publishedPath(req.modelsRoot, req.category, file.name);
-
   if (file.publishedPath) {
     if (await record.validEntryAt(file.publishedPath)) return file.publishedPath;
     throw new UserError(`${file.publishedPath} changed since it was verified; it will be provisioned again on the next start`);
   }
-  if (!file.tempPath) throw new Error(`download of ${file.name} handed over no file`);
+  const target = publishedPath(req.modelsRoot, req.category, file.name);
+  return withLock(target, () => publishTo(target, req));
+}
 
+async function publishTo(target: string, req: PublishRequest): Promise<string> {
+  const { file, record } = req;
+  if (!file.tempPath) throw new Error(`download of ${file.name} handed over no file`);
   const onDisk = await stat(file.tempPath).catch(() => undefined);
   if (!onDisk) throw new UserError(`the downloaded data for ${file.name} is gone from ${path.dirname(file.tempPath)}`);
+
   const problems: string[] = [];
   if (file.expectedBytes !== undefined && onDisk.size !== file.expectedBytes) {
     problems.push(`size ${onDisk.size} bytes, the source published ${file.expectedBytes}`);
   }
   if (onDisk.size !== file.bytes) problems.push(`size ${onDisk.size} bytes, the download counted ${file.bytes}`);
-  if (file.expectedSha256 && file.sha256 !== file.expectedSha256) {
-    problems.push(`sha256 ${file.sha256}, expected ${file.expectedSha256}`);
+  if (file.expectedSha256 && !sameHash(file.sha256, file.expectedSha256)) {
+    problems.push(`sha256 ${file.sha256}, expected ${file.expectedSha256.toLowerCase()}`);
   }
   if (problems.length > 0) {
     await rm(file.tempPath, { force: true });
@@ -47,21 +58,46 @@ export async function publishFile(req: PublishRequest): Promise<string> {
 
   const existing = await stat(target).catch(() => undefined);
   if (existing) {
-    const existingSha = (await record.validEntryAt(target))?.sha256 ?? (await sha256File(target));
-    if (existingSha === file.sha256) {
+    if (!existing.isFile()) {
+      await rm(file.tempPath, { force: true });
+      throw new UserError(`${target} exists and is not a file; remove it or rename the model with "filename"`);
+    }
+    // A different size is different content: no need to hash gigabytes to say so.
+    const existingSha =
+      existing.size !== onDisk.size
+        ? undefined
+        : ((await record.validEntryAt(target))?.sha256 ?? (await sha256File(target)));
+    if (existingSha !== undefined && sameHash(existingSha, file.sha256)) {
       await rm(file.tempPath, { force: true });
       await record.add(req.modelId, target, existingSha);
       return target;
     }
     if (!req.overwrite) {
       await rm(file.tempPath, { force: true });
+      const what = existingSha ? `sha256 ${existingSha}` : `${existing.size} bytes, not ${onDisk.size}`;
       throw new UserError(
-        `${target} already exists with other content (sha256 ${existingSha}); rename the model with "filename" or set overwrite = true`,
+        `${target} already exists with other content (${what}); give the model another name with "filename", or set overwrite = true to replace it`,
       );
     }
   }
   await mkdir(path.dirname(target), { recursive: true });
   await rename(file.tempPath, target);
-  await record.add(req.modelId, target, file.sha256);
+  await record.add(req.modelId, target, file.sha256.toLowerCase());
   return target;
+}
+
+function sameHash(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+async function withLock<T>(key: string, task: () => Promise<T>): Promise<T> {
+  const previous = targetLocks.get(key) ?? Promise.resolve();
+  const run = previous.then(task);
+  const settled = run.catch(() => undefined);
+  targetLocks.set(key, settled);
+  try {
+    return await run;
+  } finally {
+    if (targetLocks.get(key) === settled) targetLocks.delete(key);
+  }
 }

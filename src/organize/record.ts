@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -16,6 +17,9 @@ interface RecordFile {
   files: Record<string, VerifiedEntry>;
 }
 
+/** Pending writes per record file, shared by every instance in this process so none loses another's entry. */
+const writeChains = new Map<string, Promise<unknown>>();
+
 /**
  * The record of verified files, kept beside the models (so it travels with a persistent volume).
  * A warm restart trusts an entry whose file still has the same size and mtime, without re-hashing;
@@ -23,7 +27,6 @@ interface RecordFile {
  */
 export class VerifiedRecord {
   private readonly file: string;
-  private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly modelsRoot: string) {
     this.file = path.join(modelsRoot, '.phoenix-verified.json');
@@ -85,15 +88,19 @@ export class VerifiedRecord {
   }
 
   private update(change: (data: RecordFile) => void): Promise<void> {
-    const next = this.chain.then(async () => {
+    const next = (writeChains.get(this.file) ?? Promise.resolve()).then(async () => {
       const data = await this.read();
       change(data);
       await mkdir(this.modelsRoot, { recursive: true });
-      const tmp = `${this.file}.${process.pid}.tmp`;
+      const tmp = `${this.file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
       await writeFile(tmp, JSON.stringify(data, null, 1));
       await rename(tmp, this.file);
     });
-    this.chain = next.catch(() => undefined);
+    const settled = next.catch(() => undefined);
+    writeChains.set(this.file, settled);
+    void settled.then(() => {
+      if (writeChains.get(this.file) === settled) writeChains.delete(this.file);
+    });
     return next;
   }
 }

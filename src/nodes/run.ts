@@ -1,0 +1,67 @@
+import path from 'node:path';
+import { execa } from 'execa';
+import { SECRET_VARIABLES } from '../config/index.js';
+import { TransientError, UserError } from '../lib/errors.js';
+
+export interface RunOptions {
+  cwd: string;
+  /** What the failure message calls this step ("custom node foo: pip install"). */
+  label: string;
+  /** Receives every line the command prints, stdout and stderr interleaved. */
+  onOutput?: ((line: string) => void) | undefined;
+  signal?: AbortSignal | undefined;
+  env?: Record<string, string> | undefined;
+}
+
+/** Lines of output kept for the error message of a failing command. */
+const TAIL_LINES = 15;
+
+/**
+ * Phoenix's secrets never reach git, pip or a node's install.py: they run third-party code.
+ * execa extends the parent environment; an undefined value drops the variable.
+ */
+export const SCRUBBED_ENV: Readonly<Record<string, undefined>> = Object.fromEntries(
+  SECRET_VARIABLES.flatMap((name) => [
+    [name, undefined],
+    [`${name}_FILE`, undefined],
+  ]),
+);
+
+/**
+ * Runs one command (argument array, no shell), streaming its output line by line to onOutput.
+ * A non-zero exit becomes a UserError carrying the last lines of output: what went wrong is in
+ * the node or the requirement, and retrying would fail the same way.
+ */
+export async function runStep(file: string, args: readonly string[], options: RunOptions): Promise<void> {
+  options.onOutput?.(`$ ${[path.basename(file), ...args].map(hideUserInfo).join(' ')}`);
+  const tail: string[] = [];
+  const child = execa(file, args, {
+    cwd: options.cwd,
+    all: true,
+    buffer: false,
+    reject: false,
+    stdin: 'ignore',
+    env: { ...SCRUBBED_ENV, ...options.env },
+    ...(options.signal ? { cancelSignal: options.signal } : {}),
+  });
+  for await (const line of child.iterable({ from: 'all' })) {
+    if (!line.trim()) continue;
+    options.onOutput?.(line);
+    tail.push(line);
+    if (tail.length > TAIL_LINES) tail.shift();
+  }
+  const result = await child;
+  if (!result.failed) return;
+  // Stopped on purpose (worker shutdown): not the node's fault, so the job may run again.
+  if (result.isCanceled) throw new TransientError(`${options.label} was cancelled`);
+  if (result.exitCode === undefined && !result.signal) {
+    throw new UserError(`${options.label} could not start ${file}: ${result.originalMessage ?? result.shortMessage}`);
+  }
+  const why = result.exitCode !== undefined ? `exit ${result.exitCode}` : `killed by ${result.signal}`;
+  throw new UserError(`${options.label} failed (${why})${tail.length > 0 ? `:\n${tail.join('\n')}` : ''}`);
+}
+
+/** Shows `https://user:token@host/…` as `https://***@host/…` in logs. */
+export function hideUserInfo(text: string): string {
+  return text.replace(/^(https?:\/\/)[^/@\s]+@/i, '$1***@');
+}
