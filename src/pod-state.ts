@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { Gpu } from './comfyui/gpu.js';
 
 export type ComfyState = 'waiting' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -11,11 +12,7 @@ export interface ComfyStatus {
   updatedAt: number;
 }
 
-export interface Gpu {
-  name: string;
-  memoryMiB: number;
-  computeCapability: string;
-}
+export type { Gpu } from './comfyui/gpu.js';
 
 /**
  * What the workers process knows and the board process shows: ComfyUI's state and the GPUs.

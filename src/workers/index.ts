@@ -9,7 +9,7 @@ import { VerifiedRecord } from '../organize/record.js';
 import { PodState } from '../pod-state.js';
 import type { Handler, WorkerDeps } from './context.js';
 import { downloadModel } from './download.js';
-import { installCustomNode, installPythonPackages } from './nodes.js';
+import { installCustomNode, installExtraPythonPackages } from './nodes.js';
 import { organizeModel } from './organize.js';
 import { startComfyUI } from './service.js';
 
@@ -18,7 +18,7 @@ const HANDLERS: { [N in JobName]: Handler<N> } = {
   [JobName.DownloadModel]: downloadModel,
   [JobName.OrganizeModel]: organizeModel,
   [JobName.InstallNode]: installCustomNode,
-  [JobName.InstallPythonPackages]: installPythonPackages,
+  [JobName.InstallPythonPackages]: installExtraPythonPackages,
   [JobName.StartComfyUI]: startComfyUI,
 };
 

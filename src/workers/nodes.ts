@@ -1,6 +1,5 @@
-import { execa } from 'execa';
 import type { JobName, NodeResult } from '../jobs.js';
-import { UserError } from '../lib/errors.js';
+import { installPythonPackages } from '../nodes/pip.js';
 import { installNode } from '../nodes/install.js';
 import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 
@@ -22,18 +21,14 @@ export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job
   return { name: node.name, path: installed.path, commit: installed.commit };
 };
 
-/** EXTRA_PYTHON_PACKAGES, installed into ComfyUI's Python before ComfyUI starts. */
-export const installPythonPackages: Handler<typeof JobName.InstallPythonPackages> = async (job, deps) => {
+/** EXTRA_PYTHON_PACKAGES, installed into ComfyUI's Python (with the same pins) before ComfyUI starts. */
+export const installExtraPythonPackages: Handler<typeof JobName.InstallPythonPackages> = async (job, deps) => {
   const { packages } = job.data;
-  const logLine = jobLogWriter(job, deps);
-  const result = await execa(deps.config.comfyui.python, ['-m', 'pip', 'install', '--no-input', ...packages], {
-    all: true,
-    reject: false,
+  await installPythonPackages({
+    packages,
+    python: deps.config.comfyui.python,
+    onOutput: jobLogWriter(job, deps),
   });
-  for (const line of (result.all ?? '').split('\n')) if (line.trim()) logLine(line);
-  if (result.exitCode !== 0) {
-    throw new UserError(`pip install ${packages.join(' ')} failed: ${(result.all ?? '').trim().split('\n').slice(-3).join(' | ')}`);
-  }
   jobLogger(deps, job).info({ packages }, 'python packages installed');
   return { packages };
 };

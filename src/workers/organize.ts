@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import type { DownloadResult, JobName, OrganizeResult } from '../jobs.js';
-import { UserError } from '../lib/errors.js';
+import { chooseCategory } from '../organize/category.js';
 import { publishFile } from '../organize/publish.js';
 import { jobLogger, type Handler } from './context.js';
 
@@ -20,10 +20,14 @@ export const organizeModel: Handler<typeof JobName.OrganizeModel> = async (job, 
 
   const files: OrganizeResult['files'] = [];
   for (const file of download.files) {
-    const category = data.spec.category ?? file.sourceCategory;
-    if (!category) {
-      throw new UserError(`cannot tell the folder of ${file.name}; set a category (e.g. "checkpoints", "loras")`);
-    }
+    const category = file.publishedPath
+      ? path.basename(path.dirname(file.publishedPath))
+      : await chooseCategory({
+          ...(data.spec.category ? { specCategory: data.spec.category } : {}),
+          ...(file.sourceCategory ? { sourceCategory: file.sourceCategory } : {}),
+          file: file.tempPath ?? '',
+          name: file.name,
+        });
     const target = await publishFile({
       modelId: data.id,
       file,

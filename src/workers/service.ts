@@ -1,6 +1,7 @@
-import { execa } from 'execa';
+import { writeExtraModelPaths, extraModelPathsArgs } from '../comfyui/extra-model-paths.js';
+import { chooseComfyFlags, supportedComfyFlags } from '../comfyui/flags.js';
+import { detectGpus } from '../comfyui/gpu.js';
 import type { JobName } from '../jobs.js';
-import type { Gpu } from '../pod-state.js';
 import { jobLogger, type Handler } from './context.js';
 
 export interface ServiceResult {
@@ -21,25 +22,21 @@ export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, de
   const failedDependencies = Object.entries(failed).map(([key, reason]) => `${key.split(':').slice(-2).join(':')}: ${reason}`);
   if (failedDependencies.length > 0) log.warn({ failedDependencies }, 'starting ComfyUI without the dependencies that failed');
 
-  const gpus = await detectGpus();
+  const { config } = deps;
+  const gpus = await detectGpus({ env: config.comfyui.env });
   await deps.pod.setGpus(gpus);
-  const flags = [...(gpus.length === 0 ? ['--cpu'] : []), ...deps.config.comfyui.args];
+  const extraPaths = await writeExtraModelPaths(config);
+  const flags = [
+    ...extraModelPathsArgs(extraPaths),
+    ...(await chooseComfyFlags({
+      gpus,
+      python: config.comfyui.python,
+      comfyArgs: config.comfyui.args,
+      supportedFlags: await supportedComfyFlags(config.comfyui.dir),
+    })),
+  ];
   await job.log(`starting ComfyUI with ${flags.join(' ') || 'no extra flags'}`);
   await deps.comfy.start(flags);
-  log.info({ port: deps.config.comfyui.port, pid: deps.comfy.pid }, 'ComfyUI is up');
-  return { pid: deps.comfy.pid, port: deps.config.comfyui.port, flags, failedDependencies };
+  log.info({ port: config.comfyui.port, pid: deps.comfy.pid, gpus: gpus.length }, 'ComfyUI is up');
+  return { pid: deps.comfy.pid, port: config.comfyui.port, flags, failedDependencies };
 };
-
-async function detectGpus(): Promise<Gpu[]> {
-  const r = await execa('nvidia-smi', ['--query-gpu=name,memory.total,compute_cap', '--format=csv,noheader,nounits'], {
-    reject: false,
-  });
-  if (r.exitCode !== 0) return [];
-  return r.stdout
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((line) => {
-      const [name = '', memory = '0', cc = ''] = line.split(',').map((s) => s.trim());
-      return { name, memoryMiB: Number(memory), computeCapability: cc };
-    });
-}
