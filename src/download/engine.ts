@@ -36,7 +36,7 @@ export interface DownloadFileOptions {
   segmentRetries?: number;
   /** Longest Retry-After waited within the call; a longer one ends it with TransientError.retryAfterMs. Default 30 s. */
   maxRetryAfterWaitMs?: number;
-  /** Bytes ahead of the hash frontier kept in memory; the rest is re-read from the page cache. Default 32 MiB. */
+  /** Bytes ahead of the hash frontier kept in memory; the rest is re-read from the page cache. Default 0 (see OrderedHasher). */
   hashBufferBytes?: number;
 }
 
@@ -118,7 +118,7 @@ class FileDownload {
     }
     const file = await this.openPartFile(total);
     try {
-      const hasher = new OrderedHasher(file, this.written, options.hashBufferBytes ?? 32 * 1024 * 1024);
+      const hasher = new OrderedHasher(file, this.written, options.hashBufferBytes ?? 0);
       this.hasher = hasher;
       const ctx: TransferContext = {
         ...this.openContext(total),

@@ -9,13 +9,13 @@ const READ_BACK_BYTES = 1 << 20;
  * pass over the finished file.
  *
  * Bytes at the hash frontier are hashed straight from the network buffers. Bytes that arrive ahead
- * of it are kept in memory up to `budgetBytes`; what does not fit is already written to the part
- * file, and is read back from the page cache once the frontier reaches it. Segments are handed out
- * in file order, so with N connections the data ahead of the frontier is about N segments: the
- * budget (32 MiB by default) holds it in the common case, and a slow connection only costs a
- * re-read of its neighbours' bytes from the page cache (a memcpy, ~0.1 ms per MiB) instead of
- * unbounded RSS. On resume the same read-back path re-hashes the prefix already on disk, since a
- * Node Hash cannot be serialised.
+ * of it are written to the part file and read back from the page cache, through one reused 1 MiB
+ * buffer, once the frontier reaches them; up to `budgetBytes` of them may instead be kept in
+ * memory. Measured on 400 MiB over 16 loopback connections (2 cores), a 16 MiB budget was slower
+ * (2.1 s vs 1.3 s) and used ~10 MiB more RSS than none: held chunks pin node:http's 64 KiB read
+ * slabs and add GC pressure, while the read-back is a memcpy from the page cache (~0.1 ms per MiB).
+ * So the default budget is 0. On resume the same read-back path re-hashes the prefix already on
+ * disk, since a Node Hash cannot be serialised.
  */
 export class OrderedHasher {
   private readonly hash = createHash('sha256');

@@ -7,7 +7,7 @@ import type { OrderedHasher } from './ordered-hasher.js';
 import type { RangeSet } from './ranges.js';
 
 /** Received bytes are written in batches of this size with one positional writev. */
-const WRITE_BATCH_BYTES = 512 * 1024;
+const WRITE_BATCH_BYTES = 256 * 1024;
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_CAP_MS = 5_000;
 
