@@ -151,6 +151,10 @@ describe('downloadFile', () => {
     );
     expect(result.sha256).toBe(expectedSha);
     expect(cdn.requests.some((r) => r.authorization)).toBe(false);
+    cdn.requests.length = 0;
+    const url = cdn.url('/model.safetensors');
+    await downloadFile(options({ request: { url, headers: { authorization: 'Bearer t' }, headersOrigin: new URL(url).origin } }));
+    expect(cdn.requests.every((r) => r.authorization)).toBe(true);
   });
 
   it('discardPartial removes the part file and its sidecar', async () => {
