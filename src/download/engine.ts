@@ -115,6 +115,8 @@ class FileDownload {
       probe = await openRangeRetrying(this.openContext(known), probeRange[0], probeRange[1]);
       total = await this.acceptProbe(probe, known);
       if (probe.status === 200) probeRange = [0, total ?? Number.POSITIVE_INFINITY];
+      // The first request may ask past the end when the size was not known before it answered.
+      else if (total !== undefined) probeRange = [probeRange[0], Math.min(probeRange[1], total)];
     }
     const file = await this.openPartFile(total);
     try {

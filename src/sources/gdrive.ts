@@ -34,7 +34,7 @@ export const gdriveSource: ModelSourceClient<GdriveSpec> = {
         name,
         ...(bytes !== undefined ? { bytes } : {}),
         ...(spec.sha256 ? { sha256: spec.sha256 } : {}),
-        request: { url: step.url, headers: {} },
+        request: { url: step.url, headers: {}, ...(step.kind === 'file' ? {} : { singleRequest: true }) },
       },
     ];
   },

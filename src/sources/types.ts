@@ -12,6 +12,11 @@ export interface DownloadRequest {
   headers: Record<string, string>;
   /** The only origin that may receive `headers`; defaults to the origin of `url`. */
   headersOrigin?: string;
+  /**
+   * The URL is good for one request (Google Drive's confirmed download link): fetch it in a single
+   * stream; a resume resolves the model again for a fresh URL.
+   */
+  singleRequest?: boolean;
 }
 
 /** One file a model resolves to, known before a byte of it is downloaded. */

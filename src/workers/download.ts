@@ -64,7 +64,9 @@ async function fetchModel(job: Job<ModelJobData>, deps: WorkerDeps, log: Logger)
       partPath: tempPath,
       ...(file.bytes !== undefined ? { expectedBytes: file.bytes } : {}),
       ...(expectedSha256 ? { expectedSha256 } : {}),
-      connections: config.download.connections,
+      ...(file.request.singleRequest
+        ? { connections: 1, segmentBytes: Number.MAX_SAFE_INTEGER }
+        : { connections: config.download.connections }),
       stallTimeoutMs: config.download.stallTimeoutMs,
       onProgress: (p) => {
         const bytesDone = before + p.bytesDone;

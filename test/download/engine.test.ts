@@ -47,6 +47,13 @@ async function sha256Of(file: string): Promise<string> {
 }
 
 describe('downloadFile', () => {
+  it('fetches a file of unknown size in one request when the first request already covers it', async () => {
+    const opts = options({ expectedBytes: undefined, segmentBytes: 64 * MB, connections: 1 });
+    const result = await downloadFile(opts);
+    expect(result).toMatchObject({ bytes: SIZE, sha256: expectedSha, ranged: true });
+    expect(cdn.requests.filter((r) => r.path === '/model.safetensors')).toHaveLength(1);
+  });
+
   it('downloads over parallel ranged connections and returns the verified sha256', async () => {
     const opts = options();
     const progress: number[] = [];

@@ -10,6 +10,7 @@ import { PodState } from '../../src/pod-state.js';
 import { produce } from '../../src/producer/produce.js';
 import { openQueues, type Queues } from '../../src/queues.js';
 import { startWorkers, type RunningWorkers } from '../../src/workers/index.js';
+import { startGdriveFixture } from '../fixtures/gdrive-server.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
 import { eventually, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
@@ -157,6 +158,28 @@ url = "${server.url('/dl/lora')}"
     const status = await waitReady(second.config, second.queues, second.conn);
     expect(status.models).toMatchObject([{ name: 'good.safetensors', state: 'ready' }]);
     expect(server.served.get('/models/good.safetensors') ?? 0).toBe(servedBefore);
+  });
+
+  it('downloads a large Google Drive file through its one-time confirm link', async () => {
+    const big = randomBytes(6_000_000);
+    const drive = await startGdriveFixture({ files: [{ id: '1bigDriveFile_x', name: 'drive model.safetensors', content: big, large: true }] });
+    try {
+      const { ws, config, conn, queues } = await boot({
+        GDRIVE_BASE_URL: drive.url,
+        GDRIVE_USERCONTENT_URL: drive.usercontentUrl,
+        DOWNLOAD_CONNECTIONS: '8',
+        PROVISION_URL: await manifest(`[models.loras.drive]\nsource = "gdrive"\nurl = "${drive.shareLink('1bigDriveFile_x')}"\n`),
+      });
+      await produce({ config, queues, connection: conn, log: silentLog });
+      const status = await waitReady(config, queues, conn);
+      expect(status.models[0]?.error ?? null).toBeNull();
+      expect(status.models).toMatchObject([{ name: 'drive model.safetensors', category: 'loras', state: 'ready', bytes: big.length }]);
+      expect(sha(await readFile(path.join(ws.comfyDir, 'models/loras/drive model.safetensors')))).toBe(sha(big));
+      // The confirmed link was used exactly once.
+      expect(drive.usercontentRequests.filter((r) => r.path.includes('uuid='))).toHaveLength(1);
+    } finally {
+      await drive.close();
+    }
   });
 
   it('restarts ComfyUI with backoff when it dies', async () => {
