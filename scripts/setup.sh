@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks for Phoenix's demo and tests: the system
+# packages (redis-server, git, python3, supervisor, aria2, curl) and the npm dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v git >/dev/null || need+=(git)
+command -v python3 >/dev/null || need+=(python3)
+command -v supervisord >/dev/null || need+=(supervisor)
+command -v aria2c >/dev/null || need+=(aria2)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+  echo "setup: installing ${need[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lockfile.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
