@@ -161,10 +161,13 @@ export interface LoadOptions {
 export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = {}): Promise<Config> {
   const problems: string[] = [];
   const folded = foldEnvironment(env, problems);
-  const parsed = EnvSchema.safeParse(folded);
+  let parsed = EnvSchema.safeParse(folded);
   if (!parsed.success) {
     problems.push(...formatIssues('', parsed.error).map((p) => p.replace(/^\./, '')));
-    throw new ConfigError(problems);
+    // Go on without the bad variables (their defaults stand in) so every other problem is found too.
+    const bad = new Set(parsed.error.issues.map((i) => String(i.path[0])));
+    parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(folded).filter(([k]) => !bad.has(k))));
+    if (!parsed.success) throw new ConfigError(problems);
   }
   const e = parsed.data;
 

@@ -54,6 +54,14 @@ describe('configuration', () => {
     }
   });
 
+  it('reports model problems in the same run as a bad variable', async () => {
+    const problems = await problemsOf({ PHOENIX_PORT: 'x', CIVITAI_MODELS: 'abc' });
+    expect(problems).toEqual([
+      expect.stringMatching(/^PHOENIX_PORT: must be a whole number/),
+      expect.stringMatching(/^CIVITAI_MODELS\[0\]\.versionId: must be a numeric/),
+    ]);
+  });
+
   it('reports bad model and node entries by variable and index', async () => {
     const problems = await problemsOf({
       CIVITAI_MODELS: '123,abc',
