@@ -20,7 +20,14 @@ if ((${#need[@]})); then
 fi
 
 # npm ci when node_modules is missing or older than the lockfile.
+# npm 11's `npm ci` insists on lock entries for every platform's optional packages (rollup's native
+# builds); where the registry lacks some of them it refuses the lock, and `npm install` (same locked
+# versions) does the job instead.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/phoenix-npm-ci.log; then
+    grep -m1 -E 'Missing: .* from lock file' /tmp/phoenix-npm-ci.log || tail -3 /tmp/phoenix-npm-ci.log
+    echo "setup: npm ci refused the lock file; installing the locked versions with npm install"
+    npm install --no-audit --no-fund --loglevel=error
+  fi
 fi

@@ -57,3 +57,22 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Whether a process still exists. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes a TOML manifest into a fresh temp folder (or `dir`) and returns its path. */
+export async function writeManifest(text: string, dir?: string): Promise<string> {
+  const { writeFile } = await import('node:fs/promises');
+  const folder = dir ?? (await mkdtemp(path.join(os.tmpdir(), 'phoenix-manifest-')));
+  const file = path.join(folder, 'models.toml');
+  await writeFile(file, text);
+  return file;
+}

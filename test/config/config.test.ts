@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { modelId } from '../../src/config/model-spec.js';
+import { writeManifest } from '../helpers.js';
 
 async function problemsOf(env: Record<string, string>): Promise<readonly string[]> {
   try {
@@ -13,13 +14,6 @@ async function problemsOf(env: Record<string, string>): Promise<readonly string[
     throw err;
   }
   throw new Error('expected a ConfigError');
-}
-
-async function manifestFile(text: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'phoenix-manifest-'));
-  const file = path.join(dir, 'models.toml');
-  await writeFile(file, text);
-  return file;
 }
 
 describe('configuration', () => {
@@ -78,7 +72,7 @@ describe('configuration', () => {
   it('folds aliases from older templates and reads secrets from _FILE', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'phoenix-secret-'));
     await writeFile(path.join(dir, 'civitai'), 'civitai-secret-token\n');
-    const manifest = await manifestFile('[models.lora]\nx = "https://example.com/x.safetensors"\n');
+    const manifest = await writeManifest('[models.lora]\nx = "https://example.com/x.safetensors"\n');
     const c = await loadConfig({
       HUGGINGFACE_TOKEN: 'hf_alias_token',
       FILEBROWSER_PASSWORD: 'a-long-enough-password',
@@ -107,7 +101,7 @@ describe('configuration', () => {
   });
 
   it('parses the manifest of SPEC §3 with folder aliases, short forms and nodes', async () => {
-    const manifest = await manifestFile(`
+    const manifest = await writeManifest(`
 [models.checkpoints.sdxl-base]
 source = "huggingface"
 repo = "stabilityai/stable-diffusion-xl-base-1.0"
@@ -144,7 +138,7 @@ ref = "v8.1"
   });
 
   it('names the manifest key of each bad entry', async () => {
-    const manifest = await manifestFile(`
+    const manifest = await writeManifest(`
 [models.weights.a]
 source = "url"
 url = "https://example.com/a"
@@ -176,7 +170,7 @@ url = "--upload-pack=touch /tmp/x"
     expect(await problemsOf({ PROVISION_URL: '/nonexistent/models.toml' })).toEqual([
       expect.stringMatching(/^PROVISION_URL: cannot read the manifest: ENOENT/),
     ]);
-    const bad = await manifestFile('[models\nbroken');
+    const bad = await writeManifest('[models\nbroken');
     expect(await problemsOf({ PROVISION_URL: bad })).toEqual([expect.stringMatching(/^manifest: not valid TOML/)]);
   });
 

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { REPO_ROOT, eventually, freePort, makeWorkspace, type Workspace } from '../helpers.js';
+import { REPO_ROOT, eventually, freePort, isAlive, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 /**
  * The image's process model: Debian's supervisord runs supervisord.conf as shipped (paths come
@@ -46,7 +46,7 @@ describe('supervisord.conf', () => {
         PHOENIX_PORT: String(port),
         PHOENIX_PASSWORD: password,
         COMFYUI_PORT: String(await freePort()),
-        PROVISION_URL: await manifest(ws, `[models.checkpoints]\nsd = "${hub.url('/m/sd.safetensors')}"\n`),
+        PROVISION_URL: await writeManifest(`[models.checkpoints]\nsd = "${hub.url('/m/sd.safetensors')}"\n`, ws.dir),
       },
       stdio: ['ignore', logFd, logFd],
     });
@@ -81,23 +81,8 @@ describe('supervisord.conf', () => {
     const result = await exited;
     closeSync(logFd);
     expect(result, (await output()).slice(-2000)).toEqual({ code: 0, signal: null });
-    expect(alive(status.comfyui.pid)).toBe(false);
+    expect(isAlive(status.comfyui.pid)).toBe(false);
     const left = await execa('pgrep', ['-f', ws.dir], { reject: false });
     expect(left.stdout.trim()).toBe('');
   });
 });
-
-async function manifest(ws: Workspace, text: string): Promise<string> {
-  const file = path.join(ws.dir, 'models.toml');
-  await writeFile(file, text);
-  return file;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

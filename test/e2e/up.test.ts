@@ -6,7 +6,7 @@ import { execa, type ResultPromise } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { REPO_ROOT, eventually, freePort, makeWorkspace, type Workspace } from '../helpers.js';
+import { REPO_ROOT, eventually, freePort, isAlive, makeWorkspace, type Workspace } from '../helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const SECRETS = {
@@ -159,7 +159,7 @@ headers = { "Authorization" = "${HEADER_SECRET}" }
     first.child.kill('SIGTERM');
     const result = await first.child;
     expect(result.exitCode).toBe(0);
-    expect(alive(comfyPid)).toBe(false);
+    expect(isAlive(comfyPid)).toBe(false);
     expect(existsSync(path.join(ws.dir, '.phoenix/redis.sock'))).toBe(false);
     await expect(fetch(`http://127.0.0.1:${phoenixPort}/healthz`)).rejects.toThrow();
     const redisLeft = await execa('pgrep', ['-f', `${ws.dir}/.phoenix/redis.sock`], { reject: false });
@@ -178,15 +178,6 @@ headers = { "Authorization" = "${HEADER_SECRET}" }
     expect((await second.child).exitCode).toBe(0);
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -13,7 +13,7 @@ import { startWorkers, type RunningWorkers } from '../../src/workers/index.js';
 import { startGdriveFixture } from '../fixtures/gdrive-server.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { eventually, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+import { eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -74,7 +74,7 @@ describe('provisioning flow', () => {
   it('publishes every model verified before ComfyUI starts, and a second run adds nothing', async () => {
     const { ws, config, conn, queues } = await boot({
       HUGGINGFACE_MODELS: '',
-      PROVISION_URL: await manifest(`
+      PROVISION_URL: await writeManifest(`
 [models.checkpoints.good]
 source = "url"
 url = "${server.url('/models/good.safetensors')}"
@@ -111,7 +111,7 @@ detail = "${server.url('/dl/lora')}"
 
   it('reports a model that fails for good and still starts ComfyUI', async () => {
     const { ws, config, conn, queues } = await boot({
-      PROVISION_URL: await manifest(`
+      PROVISION_URL: await writeManifest(`
 [models.checkpoints.corrupt]
 source = "url"
 url = "${server.url('/models/other.safetensors')}"
@@ -142,7 +142,7 @@ url = "${server.url('/dl/lora')}"
   });
 
   it('downloads nothing again after a restart, and starts ComfyUI again', async () => {
-    const env = { PROVISION_URL: await manifest(`[models.checkpoints]\ngood = "${server.url('/models/good.safetensors')}"\n`) };
+    const env = { PROVISION_URL: await writeManifest(`[models.checkpoints]\ngood = "${server.url('/models/good.safetensors')}"\n`) };
     const first = await boot(env);
     await produce({ config: first.config, queues: first.queues, connection: first.conn, log: silentLog });
     await waitReady(first.config, first.queues, first.conn);
@@ -168,7 +168,7 @@ url = "${server.url('/dl/lora')}"
         GDRIVE_BASE_URL: drive.url,
         GDRIVE_USERCONTENT_URL: drive.usercontentUrl,
         DOWNLOAD_CONNECTIONS: '8',
-        PROVISION_URL: await manifest(`[models.loras.drive]\nsource = "gdrive"\nurl = "${drive.shareLink('1bigDriveFile_x')}"\n`),
+        PROVISION_URL: await writeManifest(`[models.loras.drive]\nsource = "gdrive"\nurl = "${drive.shareLink('1bigDriveFile_x')}"\n`),
       });
       await produce({ config, queues, connection: conn, log: silentLog });
       const status = await waitReady(config, queues, conn);
@@ -201,12 +201,3 @@ url = "${server.url('/dl/lora')}"
     await waitReady(config, queues, conn);
   });
 });
-
-async function manifest(text: string): Promise<string> {
-  const { mkdtemp, writeFile } = await import('node:fs/promises');
-  const os = await import('node:os');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'phoenix-m-'));
-  const file = path.join(dir, 'models.toml');
-  await writeFile(file, text);
-  return file;
-}
