@@ -10,6 +10,7 @@ import { PodState } from '../../src/pod-state.js';
 import { produce } from '../../src/producer/produce.js';
 import { openQueues, type Queues } from '../../src/queues.js';
 import { startWorkers, type RunningWorkers } from '../../src/workers/index.js';
+import { startCdnFixture } from '../fixtures/cdn-server.js';
 import { startGdriveFixture } from '../fixtures/gdrive-server.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
@@ -179,6 +180,27 @@ url = "${server.url('/dl/lora')}"
       expect(drive.usercontentRequests.filter((r) => r.path.includes('uuid='))).toHaveLength(1);
     } finally {
       await drive.close();
+    }
+  });
+
+  it('starts ComfyUI without waiting for models when COMFYUI_WAIT_FOR=none', async () => {
+    const cdn = await startCdnFixture({ files: { '/slow.safetensors': 1536 * 1024 }, faults: { bytesPerSecond: 512 * 1024 } });
+    try {
+      const { config, conn, queues } = await boot({
+        COMFYUI_WAIT_FOR: 'none',
+        DOWNLOAD_CONNECTIONS: '1',
+        PROVISION_URL: await writeManifest(`[models.loras]\nslow = "${cdn.url('/slow.safetensors')}"\n`),
+      });
+      await produce({ config, queues, connection: conn, log: silentLog });
+      const ready = await waitReady(config, queues, conn);
+      expect(ready.models).toMatchObject([{ name: expect.any(String), state: expect.stringMatching(/^(queued|downloading)$/) }]);
+      const done = await eventually(async () => {
+        const s = await podStatus(config, queues, new PodState(conn, queues.prefix));
+        return s.models[0]?.state === 'ready' ? s : undefined;
+      }, 30_000, 'the model after ComfyUI');
+      expect(done.comfyui.restarts).toBe(0);
+    } finally {
+      await cdn.close();
     }
   });
 
