@@ -39,6 +39,8 @@ export interface Config {
   /** Root of the model folders (`<root>/checkpoints`, `<root>/loras`, …). */
   modelsRoot: string;
   tokens: { civitai: string | undefined; hf: string | undefined };
+  /** RunPod's API, for `phoenix template --deploy`. */
+  runpod: { apiKey: string | undefined; baseUrl: string };
   endpoints: { civitai: string; hf: string; gdrive: string; gdriveUsercontent: string };
   models: readonly ConfiguredModel[];
   nodes: readonly NodeSpec[];
@@ -111,6 +113,8 @@ const EnvSchema = z.object({
   HF_ENDPOINT: urlVar.default('https://huggingface.co'),
   GDRIVE_BASE_URL: urlVar.default('https://drive.google.com'),
   GDRIVE_USERCONTENT_URL: urlVar.default('https://drive.usercontent.google.com'),
+  RUNPOD_API_KEY: z.string().min(1).optional(),
+  RUNPOD_API_BASE_URL: urlVar.default('https://api.runpod.io'),
   CIVITAI_MODELS: list.default([]),
   CIVITAI_CHECKPOINTS_TO_DOWNLOAD: list.default([]),
   CIVITAI_LORAS_TO_DOWNLOAD: list.default([]),
@@ -237,7 +241,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
   const password = e.PHOENIX_PASSWORD ?? generatePassword();
   const fbPassword = e.FB_PASSWORD ?? generatePassword();
   const headerSecrets = models.flatMap((m) => (m.spec.source === 'url' && m.spec.headers ? Object.values(m.spec.headers) : []));
-  const secrets = [e.CIVITAI_TOKEN, e.HF_TOKEN, password, fbPassword, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
+  const secrets = [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, password, fbPassword, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
     (s): s is string => typeof s === 'string' && s.length >= 4,
   );
 
@@ -258,6 +262,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     persistentStorage,
     modelsRoot: persistentStorage ? path.join(persistentStorage, 'models') : path.join(comfyDir, 'models'),
     tokens: { civitai: e.CIVITAI_TOKEN, hf: e.HF_TOKEN },
+    runpod: { apiKey: e.RUNPOD_API_KEY, baseUrl: e.RUNPOD_API_BASE_URL },
     endpoints,
     models,
     nodes,
