@@ -19,9 +19,12 @@ FROM node:${NODE_VERSION}-bookworm-slim AS node
 
 # TypeScript → dist/, then production dependencies only.
 FROM node AS builder
+# `ci` everywhere but behind a registry mirror that lacks other platforms' optional packages
+# (npm ci then finds them missing from the lockfile); scripts/test-image.sh builds on one.
+ARG NPM_INSTALL=ci
 WORKDIR /opt/phoenix
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
+RUN npm ${NPM_INSTALL} --ignore-scripts --no-audit --no-fund
 COPY src ./src
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
