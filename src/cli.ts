@@ -7,11 +7,13 @@ import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { parseShortSpec } from './config/model-spec.js';
 import { createLogger, type Logger } from './log.js';
 import { tempDir } from './organize/paths.js';
+import { runFileBrowser } from './filebrowser.js';
 import { planModels } from './plan.js';
 import { PodState } from './pod-state.js';
 import { produce } from './producer/produce.js';
 import { openQueues } from './queues.js';
 import { EmbeddedRedis, connect, redisTarget } from './redis.js';
+import { runTemplate } from './template.js';
 import { stopOnSignals, up, whenReady } from './up.js';
 import { startWorkers } from './workers/index.js';
 
@@ -27,6 +29,9 @@ const USAGE = `usage: phoenix <command>
   status [--json]    print the pod's status from the API
   cleanup            remove partial downloads from the temp area
   redis              run the pod's redis-server on its unix socket (used by supervisord)
+  filebrowser        set up and run FileBrowser over $WORKSPACE on FILEBROWSER_PORT (used by supervisord)
+  template [--deploy] [--image <ref>] [--name <name>]
+                     print the RunPod template JSON; --deploy saves it with RUNPOD_API_KEY
 
 Configuration comes from the environment (see README). Bad configuration exits with code 2.`;
 
@@ -38,6 +43,9 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       category: { type: 'string' },
       filename: { type: 'string' },
+      deploy: { type: 'boolean', default: false },
+      image: { type: 'string' },
+      name: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -72,6 +80,10 @@ async function main(argv: string[]): Promise<number> {
       return await runCleanup(config, log);
     case 'redis':
       return await runRedis(config, log);
+    case 'filebrowser':
+      return await runFileBrowser(config, { log });
+    case 'template':
+      return await runTemplate(config, { deploy: values.deploy ?? false, imageName: values.image, name: values.name });
     default:
       process.stderr.write(`phoenix: unknown command "${command}"\n\n${USAGE}\n`);
       return 1;
@@ -196,10 +208,14 @@ async function runCleanup(config: Config, log: Logger): Promise<number> {
 async function runRedis(config: Config, log: Logger): Promise<number> {
   const redis = new EmbeddedRedis({ stateDir: config.stateDir, persistent: config.persistentStorage !== undefined, log });
   await redis.start();
-  stopOnSignals(() => redis.stop(), log);
+  let stopping = false;
+  stopOnSignals(() => {
+    stopping = true;
+    return redis.stop();
+  }, log);
   await redis.exited;
-  log.error('redis-server exited');
-  return 1;
+  if (!stopping) log.error('redis-server exited');
+  return stopping ? 0 : 1;
 }
 
 function forever(): Promise<number> {

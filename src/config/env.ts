@@ -61,6 +61,8 @@ export const EnvSchema = z.object({
   HF_ENDPOINT: urlVar.default('https://huggingface.co'),
   GDRIVE_BASE_URL: urlVar.default('https://drive.google.com'),
   GDRIVE_USERCONTENT_URL: urlVar.default('https://drive.usercontent.google.com'),
+  RUNPOD_API_KEY: z.string().min(1).optional(),
+  RUNPOD_API_BASE_URL: urlVar.default('https://api.runpod.io'),
   CIVITAI_MODELS: list.default([]),
   CIVITAI_CHECKPOINTS_TO_DOWNLOAD: list.default([]),
   CIVITAI_LORAS_TO_DOWNLOAD: list.default([]),

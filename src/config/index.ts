@@ -39,6 +39,8 @@ export interface Config {
   /** Root of the model folders (`<root>/checkpoints`, `<root>/loras`, …). */
   modelsRoot: string;
   tokens: { civitai: string | undefined; hf: string | undefined };
+  /** RunPod's API, for `phoenix template --deploy`. */
+  runpod: { apiKey: string | undefined; baseUrl: string };
   endpoints: { civitai: string; hf: string; gdrive: string; gdriveUsercontent: string };
   models: readonly ConfiguredModel[];
   nodes: readonly NodeSpec[];
@@ -151,7 +153,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
   const password = e.PHOENIX_PASSWORD ?? generatePassword();
   const fbPassword = e.FB_PASSWORD ?? generatePassword();
   const headerSecrets = models.flatMap((m) => (m.spec.source === 'url' && m.spec.headers ? Object.values(m.spec.headers) : []));
-  const secrets = [e.CIVITAI_TOKEN, e.HF_TOKEN, password, fbPassword, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
+  const secrets = [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, password, fbPassword, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
     (s): s is string => typeof s === 'string' && s.length >= 4,
   );
 
@@ -172,6 +174,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     persistentStorage,
     modelsRoot: persistentStorage ? path.join(persistentStorage, 'models') : path.join(comfyDir, 'models'),
     tokens: { civitai: e.CIVITAI_TOKEN, hf: e.HF_TOKEN },
+    runpod: { apiKey: e.RUNPOD_API_KEY, baseUrl: e.RUNPOD_API_BASE_URL },
     endpoints,
     models,
     nodes,

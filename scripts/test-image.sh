@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Builds the image with buildah and boots it, offline from NVIDIA, Docker Hub and GitHub:
+#   BASE_IMAGE  ← Debian bookworm (debootstrap minbase + python3), imported as a local image
+#   node        ← a local image holding this machine's node and npm (and its CA bundle)
+#   comfyui     ← test/fixtures/comfyui (the stand-in main.py)
+#   filebrowser ← test/fixtures/filebrowser (the stand-in binary)
+# The builder stage still installs from the npm registry (NPM_INSTALL, default `install`: `npm ci`
+# refuses the lockfile behind a mirror that lacks other platforms' optional packages) and the
+# final stage runs apt-get (Debian mirror).
+# Then it runs the entrypoint under tini with `buildah run` (host network, chroot isolation) against
+# a local model server and checks: supervisord brings up Redis, the board, the workers, FileBrowser
+# and the stand-in ComfyUI; /status reaches ready; auth is enforced; everything runs as sduser;
+# SIGTERM stops it all. Needs root (buildah, debootstrap). Prints the time of each phase.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CACHE="${PHOENIX_IMAGE_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/phoenix-image-test}"
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+BUILDAH=(buildah --storage-driver vfs)
+TAG=localhost/phoenix-test
+WORK="$(mktemp -d /tmp/phoenix-image-test.XXXXXX)"
+STARTED=$SECONDS
+phase_start=$SECONDS
+
+say() { printf '[test-image %4ss] %s\n' "$((SECONDS - STARTED))" "$*"; }
+fail() { say "FAIL: $*"; exit 1; }
+phase() { say "$1 took $((SECONDS - phase_start))s"; phase_start=$SECONDS; }
+
+[ "$(id -u)" = 0 ] || fail "run as root (buildah with chroot isolation, debootstrap)"
+if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null; then
+  say "installing buildah and debootstrap"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah debootstrap >/dev/null
+fi
+
+container=""
+run_pid=""
+tini_pid=""
+model_server_pid=""
+
+# Every process under $1, depth first. Chroot isolation shares the host's pid namespace.
+descendants() {
+  local pid
+  for pid in $(pgrep -P "$1"); do echo "$pid"; descendants "$pid"; done
+}
+
+# The container's processes outlive a killed `buildah run`: stop them through tini, then kill.
+stop_container() {
+  [ -n "$tini_pid" ] && [ -d "/proc/$tini_pid" ] || return 0
+  local left
+  left=$(descendants "$tini_pid")
+  kill -TERM "$tini_pid" 2>/dev/null || true
+  timeout 30 tail --pid="$tini_pid" -f /dev/null || true
+  for pid in $left; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+
+cleanup() {
+  stop_container
+  if [ -n "$run_pid" ] && kill -0 "$run_pid" 2>/dev/null; then kill -KILL "$run_pid" 2>/dev/null || true; fi
+  if [ -n "$model_server_pid" ]; then kill "$model_server_pid" 2>/dev/null || true; fi
+  if [ -n "$container" ]; then "${BUILDAH[@]}" rm "$container" >/dev/null 2>&1 || true; fi
+  # Keep the logs of the last run for a look after a failure.
+  mkdir -p "$CACHE/last-run" && cp "$WORK"/*.log "$CACHE/last-run/" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- base image: Debian bookworm minbase + python3 ---------------------------------------------
+mkdir -p "$CACHE"
+if [ ! -f "$CACHE/bookworm-minbase.tar" ]; then
+  say "debootstrap bookworm (minbase + python3) from $MIRROR"
+  debootstrap --variant=minbase --include=python3 bookworm "$WORK/rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+    || { tail -20 "$WORK/debootstrap.log"; fail "debootstrap failed"; }
+  tar -C "$WORK/rootfs" -cf "$CACHE/bookworm-minbase.tar" .
+  rm -rf "$WORK/rootfs"
+fi
+ctr=$("${BUILDAH[@]}" from scratch)
+"${BUILDAH[@]}" add "$ctr" "$CACHE/bookworm-minbase.tar" / >/dev/null
+"${BUILDAH[@]}" config --cmd /bin/bash "$ctr"
+"${BUILDAH[@]}" commit -q "$ctr" "$TAG/base" >/dev/null
+"${BUILDAH[@]}" rm "$ctr" >/dev/null
+phase "base image"
+
+# --- node stand-in: this machine's node and npm on the base ------------------------------------
+node_bin="$(readlink -f "$(command -v node)")"
+npm_dir="$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")"
+ctr=$("${BUILDAH[@]}" from "$TAG/base")
+"${BUILDAH[@]}" copy "$ctr" "$node_bin" /usr/local/bin/node >/dev/null
+"${BUILDAH[@]}" copy "$ctr" "$npm_dir" /usr/local/lib/node_modules/npm >/dev/null
+"${BUILDAH[@]}" run --isolation chroot "$ctr" -- ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
+# The machine's CA bundle, so npm trusts whatever this machine trusts (a TLS-inspecting proxy too).
+"${BUILDAH[@]}" copy "$ctr" /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/host-ca.crt >/dev/null
+"${BUILDAH[@]}" config --env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/host-ca.crt "$ctr"
+"${BUILDAH[@]}" commit -q "$ctr" "$TAG/node" >/dev/null
+"${BUILDAH[@]}" rm "$ctr" >/dev/null
+phase "node stand-in image ($("$node_bin" --version))"
+
+# --- the image ---------------------------------------------------------------------------------
+say "buildah build (Dockerfile, stand-ins for node, comfyui, filebrowser)"
+"${BUILDAH[@]}" build --isolation chroot --network host \
+  --build-arg BASE_IMAGE="$TAG/base" --build-arg NPM_INSTALL="${NPM_INSTALL:-install}" \
+  --build-context node="docker-image://$TAG/node" \
+  --build-context comfyui="$ROOT/test/fixtures/comfyui" \
+  --build-context filebrowser="$ROOT/test/fixtures/filebrowser" \
+  -f "$ROOT/Dockerfile" -t "$TAG/phoenix" "$ROOT" >"$WORK/build.log" 2>&1 \
+  || { tail -40 "$WORK/build.log"; fail "buildah build failed (log above)"; }
+phase "image build"
+
+# --- boot --------------------------------------------------------------------------------------
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+COMFY_PORT=$(free_port) BOARD_PORT=$(free_port) FB_PORT=$(free_port) MODEL_PORT=$(free_port)
+WS="$WORK/workspace"
+mkdir -p "$WS" "$WORK/models"
+
+# A tiny LoRA-shaped safetensors file behind a local HTTP server, asked for by a manifest.
+python3 - "$WORK/models/tiny-lora.safetensors" <<'PY'
+import json, struct, sys
+header = json.dumps({"lora_unet_x.lora_down.weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(header)) + header + b"\0\0\0\0")
+PY
+sha=$(sha256sum "$WORK/models/tiny-lora.safetensors" | cut -d' ' -f1)
+python3 -m http.server "$MODEL_PORT" --bind 127.0.0.1 --directory "$WORK/models" >"$WORK/model-server.log" 2>&1 &
+model_server_pid=$!
+cat >"$WS/manifest.toml" <<TOML
+[models.loras.tiny]
+source = "url"
+url = "http://127.0.0.1:$MODEL_PORT/tiny-lora.safetensors"
+sha256 = "$sha"
+TOML
+chmod 0644 "$WS/manifest.toml"
+
+PASSWORD=image-test-password
+container=$("${BUILDAH[@]}" from "$TAG/phoenix")
+sduser_uid=$(grep '^sduser:' "$("${BUILDAH[@]}" mount "$container")/etc/passwd" | cut -d: -f3)
+"${BUILDAH[@]}" umount "$container" >/dev/null
+say "booting (ComfyUI :$COMFY_PORT, board :$BOARD_PORT, FileBrowser :$FB_PORT; sduser uid $sduser_uid)"
+"${BUILDAH[@]}" run --isolation chroot --network host -v "$WS:/workspace" \
+  -e COMFYUI_PORT="$COMFY_PORT" -e PHOENIX_PORT="$BOARD_PORT" -e FILEBROWSER_PORT="$FB_PORT" \
+  -e PHOENIX_PASSWORD="$PASSWORD" -e FB_PASSWORD="$PASSWORD-fb" -e PROVISION_URL=/workspace/manifest.toml \
+  -e TINI_SUBREAPER=1 \
+  "$container" -- tini -- /opt/phoenix/scripts/entrypoint.sh >"$WORK/boot.log" 2>&1 &
+run_pid=$!
+for _ in $(seq 100); do
+  tini_pid=$(pgrep -n -f "^(/usr/bin/)?tini -- /opt/phoenix/scripts/entrypoint.sh" || true)
+  [ -n "$tini_pid" ] && break
+  sleep 0.1
+done
+[ -n "$tini_pid" ] || { tail -20 "$WORK/boot.log"; fail "cannot find tini's pid"; }
+
+status() { curl -fsS -u "admin:$PASSWORD" "http://127.0.0.1:$BOARD_PORT/status"; }
+deadline=$((SECONDS + 240))
+until status 2>/dev/null | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["ready"] else 1)' 2>/dev/null; do
+  kill -0 "$run_pid" 2>/dev/null || { tail -40 "$WORK/boot.log"; fail "the container exited before /status was ready"; }
+  [ $SECONDS -lt $deadline ] || { tail -60 "$WORK/boot.log"; status || true; fail "/status not ready within 240s"; }
+  sleep 1
+done
+phase "boot to ready"
+
+# --- checks ------------------------------------------------------------------------------------
+check() { if "$@"; then say "ok: ${CHECK}"; else fail "${CHECK}"; fi; }
+http_code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+
+CHECK="board answers 401 without auth"; check test "$(http_code "http://127.0.0.1:$BOARD_PORT/status")" = 401
+CHECK="board answers 200 with auth"; check test "$(http_code -u "admin:$PASSWORD" "http://127.0.0.1:$BOARD_PORT/board/")" = 200
+CHECK="/healthz answers without auth"; check test "$(http_code "http://127.0.0.1:$BOARD_PORT/healthz")" = 200
+CHECK="stand-in ComfyUI answers /system_stats"; check test "$(http_code "http://127.0.0.1:$COMFY_PORT/system_stats")" = 200
+# `phoenix filebrowser` (src/filebrowser.ts) counts only once src/cli.ts dispatches to it.
+if grep -q "case 'filebrowser'" "$ROOT/src/cli.ts"; then
+  CHECK="FileBrowser answers /health"
+  check test "$(curl -fsS --retry 5 --retry-connrefused "http://127.0.0.1:$FB_PORT/health")" = '{"status": "OK"}'
+  expected_programs=("phoenix filebrowser" "filebrowser -d")
+else
+  say "SKIP: FileBrowser checks: src/cli.ts has no 'filebrowser' command yet"
+  expected_programs=()
+fi
+CHECK="the model was published on the volume (USE_VOLUME from the mount)"
+check test -f "$WS/storage/models/loras/tiny-lora.safetensors"
+CHECK="Redis listens on its unix socket"; check test -S "$WS/.phoenix/redis.sock"
+
+# Every process under tini, with its uid and umask.
+procs="$WORK/procs.txt"
+for pid in $(descendants "$tini_pid"); do
+  [ -r "/proc/$pid/status" ] || continue
+  printf '%s %s %s %s\n' "$pid" "$(awk '/^Uid:/{print $2}' "/proc/$pid/status")" \
+    "$(awk '/^Umask:/{print $2}' "/proc/$pid/status")" "$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+done >"$procs"
+say "processes under tini (pid uid umask command):"
+sed 's/^/    /' "$procs"
+for name in supervisord redis-server "phoenix board" "phoenix workers" main.py "${expected_programs[@]}"; do
+  CHECK="$name runs"; check grep -q -- "$name" "$procs"
+done
+CHECK="every process runs as sduser"; check awk -v u="$sduser_uid" '$2 != u { bad = 1 } END { exit bad }' "$procs"
+CHECK="every process has umask 077"; check awk '$3 != "0077" { bad = 1 } END { exit bad }' "$procs"
+
+# --- stop ----------------------------------------------------------------------------------------
+phase_start=$SECONDS
+kill -TERM "$tini_pid"
+code=0
+if ! timeout 40 tail --pid="$run_pid" -f /dev/null; then fail "still running 40s after SIGTERM"; fi
+wait "$run_pid" || code=$?
+run_pid=""
+tini_pid=""
+phase "stop after SIGTERM"
+CHECK="exit status after SIGTERM is 0 (was $code)"; check test "$code" = 0
+left=$(cut -d' ' -f1 "$procs" | while read -r pid; do [ -d "/proc/$pid" ] && echo "$pid"; done || true)
+CHECK="no process is left"; check test -z "$left"
+
+say "PASS in $((SECONDS - STARTED))s"

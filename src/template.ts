@@ -1,0 +1,209 @@
+import { ConfigError, type Config } from './config/index.js';
+import { TransientError, UserError, errorMessage } from './lib/errors.js';
+import { USER_AGENT } from './lib/http.js';
+
+/** The image `phoenix template` points at unless told otherwise. */
+export const DEFAULT_IMAGE = 'ghcr.io/phoenix-pod/phoenix:latest';
+export const DEFAULT_TEMPLATE_NAME = 'Phoenix ComfyUI';
+
+/** A RunPod pod template, as `saveTemplate` takes it. */
+export interface RunPodTemplate {
+  name: string;
+  imageName: string;
+  dockerArgs: string;
+  containerDiskInGb: number;
+  volumeInGb: number;
+  volumeMountPath: string;
+  ports: string;
+  env: { key: string; value: string }[];
+  isServerless: boolean;
+  startSsh: boolean;
+  isPublic: boolean;
+  readme: string;
+}
+
+export interface TemplateInputs {
+  /** Template name; RunPod requires it to be unique per account. Default "Phoenix ComfyUI". */
+  name?: string;
+  /** Default ghcr.io/phoenix-pod/phoenix:latest. */
+  imageName?: string;
+  /** Container disk: the image, ComfyUI's Python packages and custom nodes. Default 150. */
+  containerDiskInGb?: number;
+  /** Pod volume at /workspace: models and outputs. Default 100. */
+  volumeInGb?: number;
+  /** The three HTTP ports; default 8188 (ComfyUI), 8189 (board and API), 8080 (FileBrowser). */
+  ports?: { comfyui: number; phoenix: number; filebrowser: number };
+}
+
+interface TemplateVariable {
+  key: string;
+  /** The value the template carries. Secrets always carry an empty value. */
+  value: string;
+  meaning: string;
+  secret?: boolean;
+}
+
+/**
+ * What a user fills in on RunPod's deploy page. Empty means "unset": Phoenix applies its own
+ * default (a generated password, no models, …).
+ */
+const BASIC_VARIABLES: readonly TemplateVariable[] = [
+  { key: 'PHOENIX_USERNAME', value: 'admin', meaning: 'login for the board, /status and the API (port 8189)' },
+  { key: 'PHOENIX_PASSWORD', value: '', meaning: 'its password (≥ 8 characters); empty: generated and shown once in the log', secret: true },
+  { key: 'FB_USERNAME', value: 'admin', meaning: 'FileBrowser login (port 8080)' },
+  { key: 'FB_PASSWORD', value: '', meaning: 'its password (≥ 12 characters); empty: generated and shown once in the log', secret: true },
+  { key: 'CIVITAI_TOKEN', value: '', meaning: 'CivitAI API key, for models that need a login', secret: true },
+  { key: 'HF_TOKEN', value: '', meaning: 'Hugging Face token, for gated repositories', secret: true },
+  { key: 'CIVITAI_MODELS', value: '', meaning: 'comma-separated CivitAI model-version ids' },
+  { key: 'HUGGINGFACE_MODELS', value: '', meaning: 'comma-separated owner/repo[@rev]/path/in/repo or owner/repo' },
+  { key: 'PROVISION_URL', value: '', meaning: 'TOML manifest: http(s) URL, Google Drive link or path' },
+  { key: 'COMFY_CUSTOM_NODE_GIT_URLS', value: '', meaning: 'comma-separated custom node git URLs, optional @ref' },
+  { key: 'COMFY_ARGS', value: '', meaning: 'extra ComfyUI flags' },
+  { key: 'COMFYUI_WAIT_FOR', value: 'all', meaning: 'what ComfyUI waits for before it starts: all, nodes or none' },
+  { key: 'USE_VOLUME', value: '', meaning: 'keep models on the volume (/workspace/storage); empty: true when /workspace is a mounted volume' },
+  { key: 'DOWNLOAD_CONCURRENCY', value: '3', meaning: 'files downloading at once' },
+  { key: 'DEBUG_MODE', value: 'false', meaning: 'debug logging' },
+];
+
+/** The template for Phoenix's image. Pure: reads no environment and carries no secret value. */
+export function buildTemplate(inputs: TemplateInputs = {}): RunPodTemplate {
+  const ports = inputs.ports ?? { comfyui: 8188, phoenix: 8189, filebrowser: 8080 };
+  const portVariables: TemplateVariable[] = [
+    { key: 'COMFYUI_PORT', value: String(ports.comfyui), meaning: 'ComfyUI' },
+    { key: 'PHOENIX_PORT', value: String(ports.phoenix), meaning: 'Bull Board, /status and the API' },
+    { key: 'FILEBROWSER_PORT', value: String(ports.filebrowser), meaning: 'FileBrowser over /workspace' },
+  ];
+  const variables = [...BASIC_VARIABLES, ...portVariables];
+  return {
+    name: inputs.name ?? DEFAULT_TEMPLATE_NAME,
+    imageName: inputs.imageName ?? DEFAULT_IMAGE,
+    dockerArgs: '',
+    containerDiskInGb: inputs.containerDiskInGb ?? 150,
+    volumeInGb: inputs.volumeInGb ?? 100,
+    volumeMountPath: '/workspace',
+    ports: `${ports.comfyui}/http,${ports.phoenix}/http,${ports.filebrowser}/http`,
+    env: variables.map((v) => ({ key: v.key, value: v.secret ? '' : v.value })),
+    isServerless: false,
+    startSsh: true,
+    isPublic: false,
+    readme: templateReadme(variables, ports),
+  };
+}
+
+function templateReadme(variables: readonly TemplateVariable[], ports: { comfyui: number; phoenix: number; filebrowser: number }): string {
+  const rows = variables.map((v) => `| ${v.key} | ${v.meaning} | ${v.secret ? '(secret)' : v.value || '—'} |`);
+  return [
+    '# Phoenix: ComfyUI, provisioned',
+    '',
+    'At start Phoenix downloads the models and custom nodes you list below (checksums verified),',
+    'then starts ComfyUI. Progress and every queue are on the board.',
+    '',
+    `- ComfyUI: port ${ports.comfyui}`,
+    `- Bull Board: port ${ports.phoenix}, path /board/ (status: /status); Basic auth PHOENIX_USERNAME / PHOENIX_PASSWORD`,
+    `- FileBrowser over /workspace: port ${ports.filebrowser}`,
+    '',
+    'Put tokens and passwords in RunPod secrets and refer to them as `{{ RUNPOD_SECRET_<name> }}`;',
+    'never type them into a shared template.',
+    '',
+    '| variable | meaning | default |',
+    '|---|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
+export interface DeployOptions {
+  apiKey: string;
+  /** RunPod's API origin (RUNPOD_API_BASE_URL), without /graphql. */
+  baseUrl: string;
+  fetch?: typeof fetch;
+}
+
+const SAVE_TEMPLATE = `mutation saveTemplate($input: SaveTemplateInput!) {
+  saveTemplate(input: $input) { id name imageName }
+}`;
+
+interface GraphQLAnswer {
+  data?: { saveTemplate?: { id?: string } | null } | null;
+  errors?: { message?: string }[];
+}
+
+/**
+ * Saves the template in the RunPod account of `apiKey` and returns its id.
+ * A refused key or a refused template is a UserError; an unreachable API or a 5xx is transient.
+ */
+export async function deployTemplate(template: RunPodTemplate, options: DeployOptions): Promise<string> {
+  const doFetch = options.fetch ?? fetch;
+  const endpoint = `${options.baseUrl.replace(/\/+$/, '')}/graphql`;
+  const hide = (text: string): string => text.split(options.apiKey).join('[redacted]');
+  let res: Response;
+  try {
+    res = await doFetch(endpoint, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${options.apiKey}`,
+        'content-type': 'application/json',
+        accept: 'application/json',
+        'user-agent': USER_AGENT,
+      },
+      body: JSON.stringify({ query: SAVE_TEMPLATE, variables: { input: template } }),
+    });
+  } catch (err) {
+    throw new TransientError(`cannot reach ${new URL(endpoint).origin}: ${hide(errorMessage(err))}`, { cause: err });
+  }
+  if (res.status === 401 || res.status === 403) {
+    await res.body?.cancel();
+    throw new UserError(`RunPod refused the API key (HTTP ${res.status}): check RUNPOD_API_KEY (it needs read/write access)`);
+  }
+  const text = await res.text();
+  let answer: GraphQLAnswer | undefined;
+  try {
+    answer = JSON.parse(text) as GraphQLAnswer;
+  } catch {
+    answer = undefined;
+  }
+  const refusal = answer?.errors?.[0]?.message;
+  if (refusal !== undefined) throw new UserError(`RunPod refused the template "${template.name}": ${hide(refusal)}`);
+  if (res.status >= 500 || res.status === 429) throw new TransientError(`RunPod answered HTTP ${res.status}; try again later`);
+  const id = answer?.data?.saveTemplate?.id;
+  if (!res.ok || typeof id !== 'string') {
+    throw new UserError(`RunPod answered HTTP ${res.status} without a template id: ${hide(text.slice(0, 200))}`);
+  }
+  return id;
+}
+
+export interface TemplateCommandOptions {
+  deploy: boolean;
+  imageName?: string | undefined;
+  name?: string | undefined;
+  /** Where the template and the result go; defaults to stdout. */
+  out?: NodeJS.WritableStream;
+  /** Where a refusal goes; defaults to stderr. */
+  err?: NodeJS.WritableStream;
+  fetch?: typeof fetch;
+}
+
+/**
+ * `phoenix template [--deploy] [--image <ref>] [--name <name>]`: prints the template JSON, and
+ * with --deploy saves it in the RunPod account of RUNPOD_API_KEY. Returns the exit code.
+ */
+export async function runTemplate(config: Config, options: TemplateCommandOptions): Promise<number> {
+  const out = options.out ?? process.stdout;
+  const template = buildTemplate({
+    ...(options.name ? { name: options.name } : {}),
+    ...(options.imageName ? { imageName: options.imageName } : {}),
+    ports: { comfyui: config.comfyui.port, phoenix: config.server.port, filebrowser: config.filebrowser.port },
+  });
+  out.write(`${JSON.stringify(template, null, 2)}\n`);
+  if (!options.deploy) return 0;
+  const apiKey = config.runpod.apiKey;
+  if (!apiKey) throw new ConfigError(['RUNPOD_API_KEY: needed by --deploy (RunPod console → Settings → API Keys)']);
+  try {
+    const id = await deployTemplate(template, { apiKey, baseUrl: config.runpod.baseUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
+    out.write(`saved RunPod template "${template.name}" (${template.imageName}): id ${id}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof UserError || err instanceof TransientError)) throw err;
+    (options.err ?? process.stderr).write(`phoenix template: ${err.message}\n`);
+    return 1;
+  }
+}
