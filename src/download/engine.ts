@@ -36,8 +36,6 @@ export interface DownloadFileOptions {
   segmentRetries?: number;
   /** Longest Retry-After waited within the call; a longer one ends it with TransientError.retryAfterMs. Default 30 s. */
   maxRetryAfterWaitMs?: number;
-  /** Bytes ahead of the hash frontier kept in memory; the rest is re-read from the page cache. Default 0 (see OrderedHasher). */
-  hashBufferBytes?: number;
 }
 
 export interface DownloadFileResult {
@@ -119,9 +117,9 @@ class FileDownload {
       else if (total !== undefined) probeRange = [probeRange[0], Math.min(probeRange[1], total)];
     }
     const file = await this.openPartFile(total);
+    const hasher = new OrderedHasher(options.partPath, this.written);
+    this.hasher = hasher;
     try {
-      const hasher = new OrderedHasher(file, this.written, options.hashBufferBytes ?? 0);
-      this.hasher = hasher;
       const ctx: TransferContext = {
         ...this.openContext(total),
         file,
@@ -145,7 +143,7 @@ class FileDownload {
       await rm(statePath(options.partPath), { force: true });
       return { bytes, sha256, resumedBytes, ranged: probe?.status !== 200 };
     } finally {
-      await file.close();
+      await Promise.all([file.close(), hasher.close()]);
     }
   }
 

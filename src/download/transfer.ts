@@ -155,7 +155,6 @@ async function receive(
       let chunk = data as Buffer;
       if (position.at + chunk.length > end) chunk = chunk.subarray(0, end - position.at);
       if (chunk.length === 0) continue;
-      ctx.hasher.offer(position.at, chunk);
       position.at += chunk.length;
       batch.push(chunk);
       batchBytes += chunk.length;
