@@ -4,7 +4,7 @@
  * against `openssl dgst -sha256` over the same bytes. Prints a table and writes bench/RESULTS.md.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ const CAP = 8 * 1000 * 1000;
 const CONNECTIONS = 16;
 /** Unthrottled loopback runs per tool; the table shows each tool's median. */
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+const NOTES_MARKER = '<!-- notes -->';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 interface PhoenixRun {
@@ -149,8 +150,12 @@ async function main(): Promise<void> {
     log(`Phoenix (${CONNECTIONS} connections) peak RSS ${peak.peak.toFixed(1)} MiB, ${peak.extra.toFixed(1)} MiB above its idle baseline (worst run)`);
   }
   if (process.env.BENCH_SKIP_CAPPED === '1') return;
+  const resultsPath = path.join(here, 'RESULTS.md');
+  // Everything from the notes marker on is written by hand and kept across runs.
+  const previous = await readFile(resultsPath, 'utf8').catch(() => '');
+  const notes = previous.includes(NOTES_MARKER) ? previous.slice(previous.indexOf(NOTES_MARKER)) : '';
   const report = ['# Download benchmark', '', `Measured ${new Date().toISOString()} by \`npm run bench\`.`, '', '```', ...lines, '```', ''];
-  await writeFile(path.join(here, 'RESULTS.md'), report.join('\n'));
+  await writeFile(resultsPath, report.join('\n') + (notes ? `\n${notes}` : ''));
 }
 
 await main();
