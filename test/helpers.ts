@@ -76,3 +76,13 @@ export async function writeManifest(text: string, dir?: string): Promise<string>
   await writeFile(file, text);
   return file;
 }
+
+/** The error a promise rejects with; fails the test when it resolves. */
+export async function failure(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected the promise to reject');
+}

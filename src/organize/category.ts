@@ -6,20 +6,13 @@ import { NotSafetensorsError, readSafetensorsHeader } from './safetensors.js';
 export interface CategoryInput {
   /** The folder the manifest or the API request names. */
   specCategory?: string;
-  /** The folder (or CivitAI model type) the source reports. */
+  /** The folder the source's own metadata implies (sources map their types, e.g. CivitAI's). */
   sourceCategory?: string;
   /** The downloaded file (usually a hidden temp file). */
   file: string;
   /** The name the file will be published under, for messages and its extension; defaults to the file's base name. */
   name?: string;
 }
-
-/** CivitAI model types whose folder `normalizeFolder` does not already know. */
-const CIVITAI_TYPES: Readonly<Record<string, ModelFolder>> = {
-  dora: 'loras',
-  textualinversion: 'embeddings',
-  motionmodule: 'animatediff_models',
-};
 
 /** Formats that carry no readable list of tensor names. */
 const OPAQUE_EXTENSIONS = new Set(['.ckpt', '.pt', '.pt2', '.pth', '.bin', '.pkl', '.gguf', '.onnx', '.zip']);
@@ -35,7 +28,7 @@ export async function chooseCategory(input: CategoryInput): Promise<string> {
     if (!folder) throw new UserError(`category "${input.specCategory}" of ${name} is not a ComfyUI model folder`);
     return folder;
   }
-  const fromSource = input.sourceCategory !== undefined ? folderOfSourceType(input.sourceCategory) : undefined;
+  const fromSource = input.sourceCategory !== undefined ? normalizeFolder(input.sourceCategory) : undefined;
   if (fromSource) return fromSource;
 
   const unknown = (why: string) =>
@@ -51,11 +44,6 @@ export async function chooseCategory(input: CategoryInput): Promise<string> {
     if (err instanceof NotSafetensorsError) throw unknown(`not a safetensors file: ${err.message}`);
     throw err;
   }
-}
-
-/** A folder name, alias or CivitAI type ("LORA", "TextualInversion") as a folder; undefined for "Other" and the like. */
-export function folderOfSourceType(type: string): ModelFolder | undefined {
-  return normalizeFolder(type) ?? CIVITAI_TYPES[type.trim().toLowerCase().replace(/[\s_-]/g, '')];
 }
 
 /**

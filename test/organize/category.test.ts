@@ -70,15 +70,14 @@ describe('chooseCategory precedence', () => {
     expect(await chooseCategory({ specCategory: 'lora', sourceCategory: 'Checkpoint', file })).toBe('loras');
   });
 
-  it('takes the source type (CivitAI names included) when the manifest gives none', async () => {
+  it("takes the source's folder when the manifest gives none", async () => {
     const file = await sample('vae');
-    expect(await chooseCategory({ sourceCategory: 'LORA', file })).toBe('loras');
-    expect(await chooseCategory({ sourceCategory: 'TextualInversion', file })).toBe('embeddings');
-    expect(await chooseCategory({ sourceCategory: 'Upscaler', file })).toBe('upscale_models');
+    expect(await chooseCategory({ sourceCategory: 'loras', file })).toBe('loras');
+    expect(await chooseCategory({ sourceCategory: 'embeddings', file })).toBe('embeddings');
   });
 
-  it('reads the header when the source type names no folder', async () => {
-    expect(await chooseCategory({ sourceCategory: 'Other', file: await sample('vae') })).toBe('vae');
+  it('reads the header when the source names no folder', async () => {
+    expect(await chooseCategory({ file: await sample('vae') })).toBe('vae');
   });
 
   it('needs no header for a .ckpt with a category', async () => {

@@ -7,6 +7,7 @@ import { startCivitaiFixture, type CivitaiFixture } from '../fixtures/civitai-se
 import { fakeSafetensors, sawSecret, sha256Hex } from '../fixtures/http-server.js';
 import { fetchResolved, sourceContext, testConfig } from '../fixtures/source-context.js';
 import { startStorageFixture, type StorageFixture } from '../fixtures/storage-server.js';
+import { failure } from '../helpers.js';
 
 const TOKEN = 'civitai-key-3f9a7c21d4e8';
 const checkpoint = fakeSafetensors('checkpoint', 6000);
@@ -61,15 +62,6 @@ async function context(env: Record<string, string> = {}) {
 
 function spec(versionId: string, extra: Partial<Extract<StoredModelSpec, { source: 'civitai' }>> = {}): StoredModelSpec {
   return { source: 'civitai', versionId, ...extra };
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 describe('CivitAI source', () => {

@@ -5,6 +5,7 @@ import { resolveModel } from '../../src/sources/index.js';
 import { PERMISSION_MESSAGE, QUOTA_MESSAGE, startGdriveFixture, type GdriveFixture } from '../fixtures/gdrive-server.js';
 import { fakeSafetensors, sha256Hex } from '../fixtures/http-server.js';
 import { fetchResolved, sourceContext, testConfig } from '../fixtures/source-context.js';
+import { failure } from '../helpers.js';
 
 const small = fakeSafetensors('small', 900);
 const big = fakeSafetensors('big', 20_000);
@@ -42,15 +43,6 @@ async function context() {
   const { config, cleanup } = await testConfig(driveEnv());
   cleanups.push(cleanup);
   return sourceContext(config);
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 describe('Google Drive links', () => {

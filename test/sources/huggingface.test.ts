@@ -7,6 +7,7 @@ import { fakeSafetensors, sawSecret, sha256Hex } from '../fixtures/http-server.j
 import { startHuggingfaceFixture, type HuggingfaceFixture } from '../fixtures/huggingface-server.js';
 import { fetchResolved, sourceContext, testConfig } from '../fixtures/source-context.js';
 import { startStorageFixture, type StorageFixture } from '../fixtures/storage-server.js';
+import { failure } from '../helpers.js';
 
 const TOKEN = 'hf_granted0123456789abcdef';
 const OTHER_TOKEN = 'hf_stranger9876543210fedcba';
@@ -63,15 +64,6 @@ async function context(env: Record<string, string> = {}) {
 
 function spec(repo: string, extra: Partial<Extract<StoredModelSpec, { source: 'huggingface' }>> = {}): StoredModelSpec {
   return { source: 'huggingface', repo, ...extra };
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 describe('Hugging Face source: one file', () => {
