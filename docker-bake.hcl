@@ -7,8 +7,8 @@
 variable "BASE_IMAGE" { default = "nvcr.io/nvidia/pytorch:25.06-py3" }
 variable "NODE_VERSION" { default = "24" }
 variable "COMFYUI_REF" { default = "v0.8.1" }
-variable "FILEBROWSER_VERSION" { default = "v2.33.8" }
-variable "FILEBROWSER_SHA256" { default = "" }
+variable "FILEBROWSER_VERSION" { default = "v2.63.23" }
+variable "FILEBROWSER_SHA256" { default = "b14db2bb8033caa3f80205eb6578b2ed0744ebd9e716b790bc4a9703ce909e88" }
 
 # Where and under which tags the image goes.
 variable "IMAGE" { default = "ghcr.io/phoenix-pod/phoenix" }
