@@ -28,6 +28,8 @@ describe('provisioning from every source', () => {
       PHOENIX_PORT: String(await freePort()),
       COMFYUI_PORT: String(await freePort()),
       PHOENIX_PASSWORD: password,
+      CIVITAI_MODELS: '4201',
+      HUGGINGFACE_MODELS: 'comfyanonymous/flux_text_encoders/clip_l.safetensors',
     });
     stack = await up(config, silentLog, { prefix: `hub${process.pid}` });
     const auth = { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` };
@@ -45,6 +47,8 @@ describe('provisioning from every source', () => {
   it('puts each model in the folder ComfyUI expects', () => {
     const placed = status.models.map((m) => [m.origin.replace('manifest ', ''), m.state, m.path && path.relative(ws.comfyDir, m.path)]);
     expect(placed.sort()).toEqual([
+      ['CIVITAI_MODELS[0]', 'ready', 'models/checkpoints/realisticVision_v60.safetensors'],
+      ['HUGGINGFACE_MODELS[0]', 'ready', 'models/text_encoders/clip_l.safetensors'],
       ['models.embeddings.easynegative', 'ready', 'models/embeddings/easynegative.safetensors'],
       ['models.loras.detail-tweaker', 'ready', 'models/loras/add_detail.safetensors'],
       ['models.text_encoders.flux', 'ready', expect.stringMatching(/^models\/text_encoders\/(clip_l|t5xxl_fp8_e4m3fn)\.safetensors$/)],
@@ -60,6 +64,34 @@ describe('provisioning from every source', () => {
     const bytes = await readFile(upscaler.path!);
     expect(createHash('sha256').update(bytes).digest('hex')).toBe(hub.cdn.sha256('/upscalers/4x-UltraSharp.pth'));
     expect(upscaler.sha256).toBe(hub.cdn.sha256('/upscalers/4x-UltraSharp.pth'));
+  });
+
+  it('takes models posted to the API the same way, without restarting ComfyUI', async () => {
+    const auth = { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`, 'content-type': 'application/json' };
+    const res = await fetch(`${stack.board.url}/api/models`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({
+        models: [
+          { source: 'civitai', versionId: '58390', filename: 'detail-copy.safetensors' },
+          { source: 'huggingface', repo: 'black-forest-labs/FLUX.1-demo', file: 'ae.safetensors', filename: 'ae-copy.safetensors' },
+          { source: 'gdrive', url: hub.gdrive.shareLink('1DemoEmbeddingFile_x'), filename: 'easy-copy.safetensors', category: 'embedding' },
+        ],
+      }),
+    });
+    expect(res.status).toBe(202);
+    const after = await eventually(async () => {
+      const s = (await (await fetch(`${stack.board.url}/status`, { headers: auth })).json()) as PodStatus;
+      const added = s.models.filter((m) => m.origin === 'api');
+      return added.length === 3 && added.every((m) => m.state === 'ready') ? s : undefined;
+    }, 60_000, 'the models added through the API');
+    const added = after.models.filter((m) => m.origin === 'api').map((m) => path.relative(ws.comfyDir, m.path!));
+    expect(added.sort()).toEqual([
+      'models/embeddings/easy-copy.safetensors',
+      'models/loras/detail-copy.safetensors',
+      'models/vae/ae-copy.safetensors',
+    ]);
+    expect(after.comfyui).toMatchObject({ state: 'running', pid: status.comfyui.pid, restarts: 0 });
   });
 
   it('installs the custom node at its tag', () => {
