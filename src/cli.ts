@@ -6,7 +6,7 @@ import { startBoard } from './board/server.js';
 import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { parseShortSpec } from './config/model-spec.js';
 import { createLogger, type Logger } from './log.js';
-import { tempDir } from './organize/paths.js';
+import { cleanup } from './cleanup.js';
 import { runFileBrowser } from './filebrowser.js';
 import { planModels } from './plan.js';
 import { PodState } from './pod-state.js';
@@ -27,7 +27,7 @@ const USAGE = `usage: phoenix <command>
   add <spec>         enqueue a model through the API: a CivitAI version id, owner/repo[/file],
                      or a URL  [--category <folder>] [--filename <name>]
   status [--json]    print the pod's status from the API
-  cleanup            remove partial downloads from the temp area
+  cleanup            remove partial downloads (with PARANOID_MODE also caches and histories in $HOME)
   redis              run the pod's redis-server on its unix socket (used by supervisord)
   filebrowser        set up and run FileBrowser over $WORKSPACE on FILEBROWSER_PORT (used by supervisord)
   template [--deploy] [--image <ref>] [--name <name>]
@@ -115,6 +115,7 @@ async function runWorkers(config: Config, log: Logger): Promise<number> {
     await workers.close(10_000);
     await queues.close();
     connection.disconnect();
+    if (config.paranoid) await cleanup(config, log, { includeState: false });
   }, log);
   await produce({ config, queues, connection, log });
   return forever();
@@ -197,10 +198,7 @@ async function callApi(config: Config, route: string, init: RequestInit): Promis
 }
 
 async function runCleanup(config: Config, log: Logger): Promise<number> {
-  const dir = tempDir(config.modelsRoot);
-  const names = await readdir(dir).catch(() => [] as string[]);
-  await Promise.all(names.map((n) => rm(path.join(dir, n), { recursive: true, force: true })));
-  log.info({ dir, removed: names.length }, 'temp area cleaned');
+  await cleanup(config, log, { includeState: false });
   return 0;
 }
 
@@ -209,9 +207,10 @@ async function runRedis(config: Config, log: Logger): Promise<number> {
   const redis = new EmbeddedRedis({ stateDir: config.stateDir, persistent: config.persistentStorage !== undefined, log });
   await redis.start();
   let stopping = false;
-  stopOnSignals(() => {
+  stopOnSignals(async () => {
     stopping = true;
-    return redis.stop();
+    await redis.stop();
+    if (config.paranoid) await cleanup(config, log, { includeState: true });
   }, log);
   await redis.exited;
   if (!stopping) log.error('redis-server exited');

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import { startBoard, type RunningBoard } from './board/server.js';
+import { cleanup } from './cleanup.js';
 import type { Config } from './config/index.js';
 import type { Logger } from './log.js';
 import { PodState } from './pod-state.js';
@@ -39,6 +40,8 @@ export async function up(config: Config, log: Logger, options: { prefix?: string
     workerConnection.disconnect();
     apiConnection.disconnect();
     await embedded?.stop();
+    // Forensic cleanup once nothing writes any more; Redis data only when the pod owns that Redis.
+    if (config.paranoid) await cleanup(config, log, { includeState: embedded !== undefined });
     log.info('stopped');
   };
 

@@ -78,6 +78,7 @@ export const EnvSchema = z.object({
   DOWNLOAD_CONNECTIONS: int(1, 64).default(8),
   DOWNLOAD_STALL_TIMEOUT: int(1, 3600).default(60),
   DOWNLOAD_ATTEMPTS: int(1, 50).default(5),
+  HOME: z.string().min(1).optional(),
   DEBUG_MODE: bool.default(false),
   PARANOID_MODE: bool.default(false),
 });

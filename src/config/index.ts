@@ -48,6 +48,8 @@ export interface Config {
   download: { concurrency: number; connections: number; stallTimeoutMs: number; attempts: number };
   debug: boolean;
   paranoid: boolean;
+  /** The home folder whose caches and shell histories PARANOID_MODE removes on exit. */
+  home: string | undefined;
   provisionUrl: string | undefined;
   /** Every secret value in force, for the logger's redaction and ComfyUI's environment scrub. */
   secrets: readonly string[];
@@ -187,6 +189,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     },
     debug: e.DEBUG_MODE,
     paranoid: e.PARANOID_MODE,
+    home: e.HOME,
     provisionUrl: e.PROVISION_URL,
     secrets,
   });

@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PodStatus } from '../../src/board/status.js';
+import { up } from '../../src/up.js';
+import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
+import { eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
+
+/** PARANOID_MODE: on exit, nothing that tells what the pod fetched or ran is left, but the models. */
+describe('PARANOID_MODE', () => {
+  let hub: StaticServer;
+  let ws: Workspace;
+
+  beforeAll(async () => {
+    hub = await startStaticServer({ '/m/a.safetensors': { body: randomBytes(300_000) } });
+    ws = await makeWorkspace();
+  });
+  afterAll(async () => {
+    await hub.close();
+    await ws.cleanup();
+  });
+
+  it('removes queue state, partial downloads, caches and histories on exit, and keeps the models', async () => {
+    const home = path.join(ws.dir, 'home');
+    await mkdir(path.join(home, '.cache/pip'), { recursive: true });
+    await mkdir(path.join(home, '.cache/huggingface'), { recursive: true });
+    await writeFile(path.join(home, '.cache/huggingface/token'), 'hf_cached_token');
+    await writeFile(path.join(home, '.bash_history'), 'export HF_TOKEN=hf_typed_token\n');
+    await writeFile(path.join(home, '.profile'), '# kept\n');
+    const volume = path.join(ws.dir, 'volume');
+    const config = await testConfig({
+      WORKSPACE: ws.dir,
+      HOME: home,
+      PARANOID_MODE: 'true',
+      PERSISTENT_STORAGE: volume,
+      PHOENIX_PORT: String(await freePort()),
+      COMFYUI_PORT: String(await freePort()),
+      PHOENIX_PASSWORD: 'paranoid-password',
+      PROVISION_URL: await writeManifest(`[models.loras]\na = "${hub.url('/m/a.safetensors')}"\n`),
+    });
+    const stack = await up(config, silentLog, { prefix: `para${process.pid}` });
+    const auth = { authorization: `Basic ${Buffer.from('admin:paranoid-password').toString('base64')}` };
+    await eventually(async () => {
+      const s = (await (await fetch(`${stack.board.url}/status`, { headers: auth })).json()) as PodStatus;
+      return s.ready ? s : undefined;
+    }, 60_000, 'ready');
+    await mkdir(path.join(volume, 'models/.phoenix-tmp'), { recursive: true });
+    await writeFile(path.join(volume, 'models/.phoenix-tmp/x--b.safetensors.part'), 'partial');
+    expect(existsSync(path.join(ws.dir, '.phoenix/appendonlydir'))).toBe(true);
+
+    await stack.stop();
+
+    expect(existsSync(path.join(ws.dir, '.phoenix/appendonlydir'))).toBe(false);
+    expect(existsSync(path.join(volume, 'models/.phoenix-tmp'))).toBe(false);
+    expect(existsSync(path.join(home, '.cache/huggingface'))).toBe(false);
+    expect(existsSync(path.join(home, '.cache/pip'))).toBe(false);
+    expect(existsSync(path.join(home, '.bash_history'))).toBe(false);
+    expect(existsSync(path.join(home, '.profile'))).toBe(true);
+    expect(existsSync(path.join(volume, 'models/loras/a.safetensors'))).toBe(true);
+    expect(existsSync(path.join(volume, 'models/.phoenix-verified.json'))).toBe(true);
+  });
+});
