@@ -5,7 +5,10 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFixtureHub, type FixtureHub } from './fixtures/hub.js';
 import { startTestRedis, type TestRedis } from './fixtures/redis.js';
-import { REPO_ROOT, makeWorkspace, type Workspace } from './helpers.js';
+import { startBoard } from '../src/board/server.js';
+import { PodState } from '../src/pod-state.js';
+import { openQueues } from '../src/queues.js';
+import { REPO_ROOT, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from './helpers.js';
 
 const phoenix = (args: string[], env: Record<string, string>) =>
   execa('node', ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli.ts'), ...args], {
@@ -48,6 +51,35 @@ describe('phoenix CLI', () => {
     expect(await client.keys('*')).toEqual([]);
     client.disconnect();
     expect(result.stdout + result.stderr).not.toContain('cli-secret-token');
+  });
+
+  it('adds a model through the running board and reads the status back', async () => {
+    const port = await freePort();
+    const env = { WORKSPACE: ws.dir, PHOENIX_PORT: String(port), PHOENIX_PASSWORD: 'cli-board-password' };
+    const config = await testConfig(env);
+    const conn = new Redis({ path: redis.socket, maxRetriesPerRequest: 1 });
+    const queues = openQueues(conn, 'phoenix');
+    const board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port, host: '127.0.0.1' });
+    try {
+      const added = await phoenix(['add', 'black-forest-labs/FLUX.1-demo/ae.safetensors', '--category', 'vae'], env);
+      expect(added.exitCode, added.stderr).toBe(0);
+      const body = JSON.parse(added.stdout) as { models: { id: string; status: string }[] };
+      expect(body.models).toMatchObject([{ status: 'queued', id: expect.stringMatching(/^huggingface-ae-safetensors-/) }]);
+      const rejected = await phoenix(['add', 'ftp://example.com/x'], env);
+      expect(rejected.exitCode).toBe(2);
+      expect(rejected.stdout).toMatch(/source must be one of|must be an http\(s\) URL/);
+      const status = await phoenix(['status'], env);
+      expect(status.exitCode).toBe(0);
+      expect(status.stdout).toMatch(/^ready: false {2}ComfyUI: waiting/);
+      expect(status.stdout).toMatch(/queued +black-forest-labs\/FLUX\.1-demo\/ae\.safetensors/);
+      const noPassword = await phoenix(['status'], { WORKSPACE: ws.dir, PHOENIX_PORT: String(port) });
+      expect(noPassword.exitCode).toBe(2);
+      expect(noPassword.stderr).toContain('PHOENIX_PASSWORD: needed to call the running board');
+    } finally {
+      await board.close();
+      await queues.close();
+      conn.disconnect();
+    }
   });
 
   it('plans every model from the source APIs without downloading a byte', async () => {
