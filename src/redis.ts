@@ -3,6 +3,7 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from './config/index.js';
+import { PidFile } from './lib/pidfile.js';
 import type { Logger } from './log.js';
 
 /** Where Redis is: the pod's own unix socket, or REDIS_URL. */
@@ -46,19 +47,25 @@ export class EmbeddedRedis {
   /** Settles when redis-server exits, for whatever reason. */
   exited: Promise<void> = Promise.resolve();
 
+  private readonly pidFile: PidFile;
+
   constructor(private readonly options: EmbeddedRedisOptions) {
     this.socket = socketPath(options.stateDir);
+    this.pidFile = new PidFile(path.join(options.stateDir, 'redis-server.pid'));
   }
 
   async start(): Promise<RedisTarget> {
     const { stateDir, persistent, log } = this.options;
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const leftover = await this.pidFile.stopLeftover(this.socket);
+    if (leftover) log.warn({ pid: leftover }, 'stopped the redis-server an earlier run left behind');
     await rm(this.socket, { force: true });
     this.child = execa('redis-server', redisServerArgs(stateDir, persistent), {
       stdio: ['ignore', 'pipe', 'pipe'],
       reject: false,
       cleanup: true,
     });
+    if (this.child.pid) await this.pidFile.write(this.child.pid);
     this.child.stdout?.on('data', (d: Buffer) => log.debug({ redis: d.toString().trim() }, 'redis-server'));
     const exited = this.child.then((r) => {
       throw new Error(`redis-server exited (${r.exitCode ?? r.signal}): ${String(r.stderr || r.stdout).slice(-400)}`);
@@ -79,6 +86,7 @@ export class EmbeddedRedis {
     await child;
     clearTimeout(timer);
     this.child = undefined;
+    await this.pidFile.clear();
   }
 }
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { PidFile } from '../lib/pidfile.js';
 import type { Logger } from '../log.js';
 import type { ComfyState, ComfyStatus } from '../pod-state.js';
 
@@ -7,6 +8,8 @@ export interface ComfyProcessOptions {
   python: string;
   comfyuiDir: string;
   port: number;
+  /** Where ComfyUI's pid is kept, so a start after a crash stops the ComfyUI left behind. */
+  pidFile: string;
   /** Already scrubbed of secrets by the configuration. */
   env: Readonly<Record<string, string>>;
   log: Logger;
@@ -34,8 +37,11 @@ export class ComfyProcess {
   private restartTimer: NodeJS.Timeout | undefined;
   private ready: Promise<void> | undefined;
   private flags: readonly string[] = [];
+  private readonly pidFile: PidFile;
 
-  constructor(private readonly options: ComfyProcessOptions) {}
+  constructor(private readonly options: ComfyProcessOptions) {
+    this.pidFile = new PidFile(options.pidFile);
+  }
 
   get pid(): number | undefined {
     return this.child?.pid;
@@ -65,6 +71,7 @@ export class ComfyProcess {
       await child;
       clearTimeout(timer);
     }
+    await this.pidFile.clear();
     await this.report('stopped');
   }
 
@@ -72,7 +79,10 @@ export class ComfyProcess {
     await this.report(this.restarts === 0 ? 'starting' : 'restarting');
     const { python, comfyuiDir, port, env, log } = this.options;
     const flags = this.flags;
-    const args = [path.join(comfyuiDir, 'main.py'), '--listen', '--port', String(port), ...flags];
+    const main = path.join(comfyuiDir, 'main.py');
+    const leftover = await this.pidFile.stopLeftover(main);
+    if (leftover) log.warn({ pid: leftover }, 'stopped the ComfyUI an earlier run left behind');
+    const args = [main, '--listen', '--port', String(port), ...flags];
     log.info({ python, args }, 'starting ComfyUI');
     const child = execa(python, args, {
       cwd: comfyuiDir,
@@ -83,6 +93,7 @@ export class ComfyProcess {
       cleanup: true,
     });
     this.child = child;
+    if (child.pid) await this.pidFile.write(child.pid);
     const comfyLog = log.child({ comfyui: child.pid });
     child.stdout?.on('data', (d: Buffer) => forwardLines(d, (l) => comfyLog.info(l)));
     child.stderr?.on('data', (d: Buffer) => forwardLines(d, (l) => comfyLog.info(l)));

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ComfyProcess } from '../comfyui/process.js';
@@ -48,6 +49,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     python: config.comfyui.python,
     comfyuiDir: config.comfyui.dir,
     port: config.comfyui.port,
+    pidFile: path.join(config.stateDir, 'comfyui.pid'),
     env: config.comfyui.env,
     log: log.child({ component: 'comfyui' }),
     onStatus: (status) => pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state')),
