@@ -156,9 +156,8 @@ async function runAdd(config: Config, specs: string[], values: { category?: stri
     process.stderr.write('phoenix add: give a CivitAI version id, owner/repo[/file] or a URL\n');
     return 2;
   }
-  const endpoints = { hf: config.endpoints.hf, driveHosts: [new URL(config.endpoints.gdrive).host, new URL(config.endpoints.gdriveUsercontent).host] };
   const models = specs.map((s) => ({
-    ...parseShortSpec(s, endpoints),
+    ...parseShortSpec(s, config.endpoints),
     ...(values.category ? { category: values.category } : {}),
     ...(values.filename ? { filename: values.filename } : {}),
   }));

@@ -4,7 +4,7 @@ import { createManifestFetcher } from '../sources/gdrive.js';
 import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
 import { formatIssues, parseManifest, readManifestText } from './manifest.js';
-import { ModelSpec, parseShortSpec, type SpecEndpoints } from './model-spec.js';
+import { ModelSpec, parseShortSpec } from './model-spec.js';
 import { NodeSpec, nodeNameFromUrl, splitNodeUrl } from './nodes.js';
 import type { ModelFolder } from './folders.js';
 
@@ -92,11 +92,6 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     gdrive: e.GDRIVE_BASE_URL,
     gdriveUsercontent: e.GDRIVE_USERCONTENT_URL,
   };
-  const specEndpoints: SpecEndpoints = {
-    hf: endpoints.hf,
-    driveHosts: [...new Set([new URL(endpoints.gdrive).host, new URL(endpoints.gdriveUsercontent).host, 'drive.google.com', 'docs.google.com'])],
-  };
-
   const models: ConfiguredModel[] = [];
   const addModel = (origin: string, raw: Record<string, unknown>): void => {
     const r = ModelSpec.safeParse(raw);
@@ -111,7 +106,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     );
   }
   e.HUGGINGFACE_MODELS.forEach((text, i) => {
-    const raw = parseShortSpec(text, specEndpoints);
+    const raw = parseShortSpec(text, endpoints);
     if (raw.source === 'unknown') problems.push(`HUGGINGFACE_MODELS[${i}]: "${text}" is not owner/repo[@rev][/path] or a Hugging Face URL`);
     else addModel(`HUGGINGFACE_MODELS[${i}]`, raw);
   });
@@ -128,7 +123,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     const fetchText = options.fetchText ?? createManifestFetcher(endpoints);
     try {
       const text = await readManifestText(e.PROVISION_URL, fetchText);
-      const manifest = parseManifest(text, specEndpoints, problems);
+      const manifest = parseManifest(text, endpoints, problems);
       models.push(...manifest.models.map((m) => ({ origin: `manifest ${m.key}`, spec: m.spec })));
       nodes.push(...manifest.nodes);
     } catch (err) {

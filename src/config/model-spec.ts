@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isPlainName, shortHash, slug } from '../lib/names.js';
+import { isGoogleDriveLink, type DriveEndpoints } from '../sources/gdrive.js';
 import { normalizeFolder, type ModelFolder } from './folders.js';
 
 /**
@@ -152,7 +153,7 @@ export function parseShortSpec(text: string, endpoints: SpecEndpoints): Record<s
   if (/^\d+$/.test(t)) return { source: 'civitai', versionId: t };
   if (/^https?:\/\//i.test(t)) {
     const u = new URL(t);
-    if (endpoints.driveHosts.includes(u.host)) return { source: 'gdrive', url: t };
+    if (isGoogleDriveLink(t, endpoints)) return { source: 'gdrive', url: t };
     const hf = new URL(endpoints.hf);
     const m = /^\/((?:datasets\/)?[^/]+\/[^/]+)\/(?:resolve|blob)\/([^/]+)\/(.+)$/.exec(u.pathname);
     if (m && (u.host === hf.host || u.host === 'huggingface.co')) {
@@ -179,9 +180,7 @@ export function parseShortSpec(text: string, endpoints: SpecEndpoints): Record<s
   return { source: 'unknown', text: t };
 }
 
-/** The origins that decide how a pasted URL is read. */
-export interface SpecEndpoints {
+/** The origins that decide how a pasted URL is read (Hugging Face's, Google Drive's). */
+export interface SpecEndpoints extends DriveEndpoints {
   hf: string;
-  /** Hosts whose links are Google Drive share links. */
-  driveHosts: readonly string[];
 }
