@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { SCRUBBED_ENV } from '../nodes/run.js';
 import type { Gpu } from './gpu.js';
 
 /** What any ComfyUI accepts; assumed when its comfy/cli_args.py cannot be read. */
@@ -43,6 +42,8 @@ export interface ComfyFlagsInput {
   gpus: readonly Gpu[];
   /** ComfyUI's Python, in which the attention packages are probed. */
   python: string;
+  /** ComfyUI's environment, secrets removed (config.comfyui.env), for those probes. */
+  env: Readonly<Record<string, string>>;
   /** COMFY_ARGS: appended last, and never contradicted by a flag chosen here. */
   comfyArgs: readonly string[];
   /** Flags the installed ComfyUI accepts (supportedComfyFlags); all are assumed when absent. */
@@ -61,7 +62,7 @@ export async function chooseComfyFlags(input: ComfyFlagsInput): Promise<string[]
   const userChose = (group: ReadonlySet<string>) => [...userFlags].some((f) => group.has(f));
   const flags: string[] = [];
 
-  if (input.gpus.length === 0 && !(await torchSeesAccelerator(input.python))) {
+  if (input.gpus.length === 0 && !(await torchSeesAccelerator(input.python, input.env))) {
     if (!userChose(VRAM_GROUP)) flags.push('--cpu');
     return [...flags, ...input.comfyArgs];
   }
@@ -77,7 +78,7 @@ export async function chooseComfyFlags(input: ComfyFlagsInput): Promise<string[]
   if (!userChose(ATTENTION_GROUP)) {
     for (const { flag, module } of ATTENTION) {
       if (!accepted(flag)) continue;
-      if (module && !(await imports(input.python, module))) continue;
+      if (module && !(await imports(input.python, input.env, module))) continue;
       flags.push(flag);
       break;
     }
@@ -104,8 +105,14 @@ export async function supportedComfyFlags(comfyuiDir: string): Promise<ReadonlyS
   return flags.size > 0 ? flags : BASIC_FLAGS;
 }
 
-async function imports(python: string, module: string): Promise<boolean> {
-  const r = await execa(python, ['-c', `import ${module}`], { reject: false, stdin: 'ignore', env: SCRUBBED_ENV, timeout: PROBE_TIMEOUT_MS });
+async function imports(python: string, env: Readonly<Record<string, string>>, module: string): Promise<boolean> {
+  const r = await execa(python, ['-c', `import ${module}`], {
+    reject: false,
+    stdin: 'ignore',
+    env: { ...env },
+    extendEnv: false,
+    timeout: PROBE_TIMEOUT_MS,
+  });
   return r.exitCode === 0;
 }
 
@@ -113,11 +120,12 @@ async function imports(python: string, module: string): Promise<boolean> {
  * A GPU nvidia-smi cannot show (ROCm, or a container without the tool) still runs torch: asking
  * torch avoids pinning such a machine to --cpu.
  */
-async function torchSeesAccelerator(python: string): Promise<boolean> {
+async function torchSeesAccelerator(python: string, env: Readonly<Record<string, string>>): Promise<boolean> {
   const r = await execa(python, ['-c', 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'], {
     reject: false,
     stdin: 'ignore',
-    env: SCRUBBED_ENV,
+    env: { ...env },
+    extendEnv: false,
     timeout: PROBE_TIMEOUT_MS,
   });
   return r.exitCode === 0;

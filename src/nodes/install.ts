@@ -10,6 +10,8 @@ export interface InstallNodeOptions {
   node: NodeSpec;
   comfyuiDir: string;
   python: string;
+  /** ComfyUI's environment, secrets removed (config.comfyui.env): git, pip and install.py get only this. */
+  env: Readonly<Record<string, string>>;
   /** Where pip's constraints file is written; defaults to the OS temp dir. */
   constraintsDir?: string;
   signal?: AbortSignal;
@@ -49,15 +51,16 @@ export async function installNode(options: InstallNodeOptions): Promise<Installe
     onOutput: options.onOutput,
     signal: options.signal,
   });
+  const gitEnv = { ...options.env, ...GIT_ENV };
   const git = (args: string[], cwd = dir) =>
-    runStep('git', [...GIT_CONFIG, ...args], { ...step(`git ${args[0]}`, cwd), env: GIT_ENV });
+    runStep('git', [...GIT_CONFIG, ...args], { ...step(`git ${args[0]}`, cwd), env: gitEnv });
 
   await mkdir(path.dirname(dir), { recursive: true });
   if (await isCheckout(dir)) {
     await git(['remote', 'set-url', 'origin', node.url]);
     await git(['fetch', '--force', '--prune', '--tags', 'origin']);
     // Follow a change of the default branch; a remote that cannot say keeps the old one.
-    await execa('git', ['remote', 'set-head', 'origin', '--auto'], { cwd: dir, reject: false, env: GIT_ENV, stdin: 'ignore' });
+    await execa('git', ['remote', 'set-head', 'origin', '--auto'], { cwd: dir, reject: false, env: gitEnv, extendEnv: false, stdin: 'ignore' });
   } else if (await exists(dir)) {
     throw new UserError(
       `custom node ${node.name}: ${dir} exists but is not a git checkout; remove it (or rename the node) so it can be cloned`,

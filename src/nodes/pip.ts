@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { TransientError, UserError } from '../lib/errors.js';
-import { runStep, SCRUBBED_ENV } from './run.js';
+import { runStep } from './run.js';
 
 /**
  * Packages a custom node must never replace in ComfyUI's Python: the torch stack built for this
@@ -42,6 +42,8 @@ const pipMutex = new Mutex();
 
 export interface PipContext {
   python: string;
+  /** ComfyUI's environment, secrets removed (config.comfyui.env). */
+  env: Readonly<Record<string, string>>;
   /** Where the constraints file is written (a fresh folder inside it); defaults to the OS temp dir. */
   constraintsDir?: string | undefined;
   onOutput?: ((line: string) => void) | undefined;
@@ -58,10 +60,11 @@ export function withPinnedPython<T>(ctx: PipContext, work: (constraints: string,
     const dir = await mkdtemp(path.join(ctx.constraintsDir ?? tmpdir(), 'phoenix-pip-'));
     try {
       const constraints = path.join(dir, 'constraints.txt');
-      const pins = await pinnedVersions(ctx.python, ctx.signal);
+      const pins = await pinnedVersions(ctx.python, ctx.env, ctx.signal);
       await writeFile(constraints, pins.map((p) => `${p}\n`).join(''));
       ctx.onOutput?.(`constraints: ${pins.length > 0 ? pins.join(' ') : '(none of the pinned packages is installed)'}`);
       return await work(constraints, {
+        ...ctx.env,
         PIP_CONSTRAINT: constraints,
         PIP_DISABLE_PIP_VERSION_CHECK: '1',
         PIP_NO_INPUT: '1',
@@ -97,11 +100,16 @@ export async function installPythonPackages(options: InstallPythonPackagesOption
  * rather than `pip freeze`: it prints a version even for packages installed from a URL or
  * editable, whose freeze lines (`torch @ file://…`) pip refuses in a constraints file.
  */
-async function pinnedVersions(python: string, signal: AbortSignal | undefined): Promise<string[]> {
+async function pinnedVersions(
+  python: string,
+  env: Readonly<Record<string, string>>,
+  signal: AbortSignal | undefined,
+): Promise<string[]> {
   const result = await execa(python, ['-m', 'pip', 'list', '--format=freeze', '--disable-pip-version-check'], {
     reject: false,
     stdin: 'ignore',
-    env: SCRUBBED_ENV,
+    env: { ...env },
+    extendEnv: false,
     ...(signal ? { cancelSignal: signal } : {}),
   });
   if (result.isCanceled) throw new TransientError('listing the packages of ComfyUI\'s Python was cancelled');

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { execa } from 'execa';
-import { SECRET_VARIABLES } from '../config/index.js';
 import { TransientError, UserError } from '../lib/errors.js';
 
 export interface RunOptions {
@@ -10,22 +9,16 @@ export interface RunOptions {
   /** Receives every line the command prints, stdout and stderr interleaved. */
   onOutput?: ((line: string) => void) | undefined;
   signal?: AbortSignal | undefined;
-  env?: Record<string, string> | undefined;
+  /**
+   * The command's whole environment: the configuration's secret-free one (config.comfyui.env)
+   * plus the step's own variables. Nothing of Phoenix's own environment is inherited: git, pip and
+   * a node's install.py run third-party code.
+   */
+  env: Readonly<Record<string, string>>;
 }
 
 /** Lines of output kept for the error message of a failing command. */
 const TAIL_LINES = 15;
-
-/**
- * Phoenix's secrets never reach git, pip or a node's install.py: they run third-party code.
- * execa extends the parent environment; an undefined value drops the variable.
- */
-export const SCRUBBED_ENV: Readonly<Record<string, undefined>> = Object.fromEntries(
-  SECRET_VARIABLES.flatMap((name) => [
-    [name, undefined],
-    [`${name}_FILE`, undefined],
-  ]),
-);
 
 /**
  * Runs one command (argument array, no shell), streaming its output line by line to onOutput.
@@ -41,7 +34,8 @@ export async function runStep(file: string, args: readonly string[], options: Ru
     buffer: false,
     reject: false,
     stdin: 'ignore',
-    env: { ...SCRUBBED_ENV, ...options.env },
+    env: { ...options.env },
+    extendEnv: false,
     ...(options.signal ? { cancelSignal: options.signal } : {}),
   });
   for await (const line of child.iterable({ from: 'all' })) {

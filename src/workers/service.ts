@@ -31,6 +31,7 @@ export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, de
     ...(await chooseComfyFlags({
       gpus,
       python: config.comfyui.python,
+      env: config.comfyui.env,
       comfyArgs: config.comfyui.args,
       supportedFlags: await supportedComfyFlags(config.comfyui.dir),
     })),

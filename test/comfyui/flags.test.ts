@@ -13,6 +13,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** The environment the probes run in (the pod's, secrets removed). */
+const PROBE_ENV = { PATH: process.env.PATH ?? '' };
+
 /** A ComfyUI Python in which exactly `modules` import (torch's CUDA check included as "torch.cuda"). */
 async function pythonWith(...modules: string[]): Promise<string> {
   const file = path.join(dir, `python-${modules.join('-') || 'bare'}`);
@@ -28,7 +31,7 @@ const t4: Gpu = { index: 0, name: 'Tesla T4', memoryMiB: 15360, computeCapabilit
 
 describe('chooseComfyFlags', () => {
   it('runs on the CPU without a GPU, COMFY_ARGS last', async () => {
-    expect(await chooseComfyFlags({ gpus: [], python: await pythonWith(), comfyArgs: ['--preview-method', 'auto'] })).toEqual([
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [], python: await pythonWith(), comfyArgs: ['--preview-method', 'auto'] })).toEqual([
       '--cpu',
       '--preview-method',
       'auto',
@@ -36,22 +39,22 @@ describe('chooseComfyFlags', () => {
   });
 
   it('does not force --cpu where torch sees a GPU nvidia-smi did not show', async () => {
-    expect(await chooseComfyFlags({ gpus: [], python: await pythonWith('torch.cuda'), comfyArgs: [] })).toEqual([
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [], python: await pythonWith('torch.cuda'), comfyArgs: [] })).toEqual([
       '--use-pytorch-cross-attention',
     ]);
   });
 
   it('picks bf16 and sage attention on an H100 that has sageattention', async () => {
     const python = await pythonWith('sageattention', 'flash_attn');
-    expect(await chooseComfyFlags({ gpus: [h100], python, comfyArgs: ['--fast'] })).toEqual(['--bf16-unet', '--use-sage-attention', '--fast']);
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [h100], python, comfyArgs: ['--fast'] })).toEqual(['--bf16-unet', '--use-sage-attention', '--fast']);
   });
 
   it('falls back to flash attention, then to PyTorch attention', async () => {
-    expect(await chooseComfyFlags({ gpus: [h100], python: await pythonWith('flash_attn'), comfyArgs: [] })).toEqual([
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [h100], python: await pythonWith('flash_attn'), comfyArgs: [] })).toEqual([
       '--bf16-unet',
       '--use-flash-attention',
     ]);
-    expect(await chooseComfyFlags({ gpus: [h100], python: await pythonWith(), comfyArgs: [] })).toEqual([
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [h100], python: await pythonWith(), comfyArgs: [] })).toEqual([
       '--bf16-unet',
       '--use-pytorch-cross-attention',
     ]);
@@ -59,28 +62,28 @@ describe('chooseComfyFlags', () => {
 
   it('leaves bf16 out below compute capability 8.0, or when any GPU is older or unknown', async () => {
     const python = await pythonWith();
-    expect(await chooseComfyFlags({ gpus: [t4], python, comfyArgs: [] })).toEqual(['--use-pytorch-cross-attention']);
-    expect(await chooseComfyFlags({ gpus: [h100, { ...t4, index: 1 }], python, comfyArgs: [] })).not.toContain('--bf16-unet');
-    expect(await chooseComfyFlags({ gpus: [{ ...h100, computeCapability: undefined }], python, comfyArgs: [] })).not.toContain('--bf16-unet');
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [t4], python, comfyArgs: [] })).toEqual(['--use-pytorch-cross-attention']);
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [h100, { ...t4, index: 1 }], python, comfyArgs: [] })).not.toContain('--bf16-unet');
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [{ ...h100, computeCapability: undefined }], python, comfyArgs: [] })).not.toContain('--bf16-unet');
   });
 
   it('never contradicts a choice made in COMFY_ARGS (ComfyUI would exit 2)', async () => {
     const python = await pythonWith('sageattention');
-    expect(await chooseComfyFlags({ gpus: [h100], python, comfyArgs: ['--fp8_e4m3fn-unet', '--use-split-cross-attention'] })).toEqual([
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [h100], python, comfyArgs: ['--fp8_e4m3fn-unet', '--use-split-cross-attention'] })).toEqual([
       '--fp8_e4m3fn-unet',
       '--use-split-cross-attention',
     ]);
-    expect(await chooseComfyFlags({ gpus: [], python: await pythonWith(), comfyArgs: ['--lowvram'] })).toEqual(['--lowvram']);
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [], python: await pythonWith(), comfyArgs: ['--lowvram'] })).toEqual(['--lowvram']);
   });
 
   it('passes only the flags the installed ComfyUI accepts', async () => {
     const python = await pythonWith('sageattention');
     const older = new Set(['--listen', '--port', '--cpu', '--bf16-unet', '--use-pytorch-cross-attention']);
-    expect(await chooseComfyFlags({ gpus: [h100], python, comfyArgs: [], supportedFlags: older })).toEqual([
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [h100], python, comfyArgs: [], supportedFlags: older })).toEqual([
       '--bf16-unet',
       '--use-pytorch-cross-attention',
     ]);
-    expect(await chooseComfyFlags({ gpus: [h100], python, comfyArgs: [], supportedFlags: BASIC_FLAGS })).toEqual([]);
+    expect(await chooseComfyFlags({ env: PROBE_ENV, gpus: [h100], python, comfyArgs: [], supportedFlags: BASIC_FLAGS })).toEqual([]);
   });
 });
 

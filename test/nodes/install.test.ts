@@ -30,6 +30,7 @@ async function install(name: string, url: string, ref?: string, lines: string[] 
     node: { name, url, ...(ref ? { ref } : {}) },
     comfyuiDir: comfy,
     python: fake.python,
+    env: { PATH: process.env.PATH ?? '', HOME: dir },
     onOutput: (line) => lines.push(line),
   });
 }

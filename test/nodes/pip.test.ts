@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
 import { UserError } from '../../src/lib/errors.js';
 import { installNode } from '../../src/nodes/install.js';
 import { installPythonPackages } from '../../src/nodes/pip.js';
@@ -12,9 +13,11 @@ let host: GitHost;
 let dir: string;
 let comfy: string;
 let fake: FakePython;
+/** The environment the workers give git, pip and install.py: the configuration's, secrets removed. */
+let podEnv: Readonly<Record<string, string>>;
 
 const INSTALL_PY = `import json, os, pathlib
-env = {k: os.environ.get(k) for k in ("PIP_CONSTRAINT", "HF_TOKEN", "CIVITAI_TOKEN")}
+env = {k: os.environ.get(k) for k in ("PIP_CONSTRAINT", "HF_TOKEN", "CIVITAI_TOKEN", "GITHUB_TOKEN")}
 pathlib.Path("installed.marker").write_text(json.dumps(env))
 print("install.py done")
 `;
@@ -23,6 +26,8 @@ beforeAll(async () => {
   // Secrets in Phoenix's own environment must not reach a node's code.
   process.env.HF_TOKEN = 'hf_secret_value';
   process.env.CIVITAI_TOKEN = 'civitai_secret_value';
+  process.env.GITHUB_TOKEN = 'github_secret_value';
+  podEnv = (await loadConfig(process.env)).comfyui.env;
   host = await GitHost.start();
   dir = await mkdtemp(path.join(tmpdir(), 'phoenix-pip-'));
   comfy = path.join(dir, 'ComfyUI');
@@ -34,6 +39,7 @@ beforeAll(async () => {
 afterAll(async () => {
   delete process.env.HF_TOKEN;
   delete process.env.CIVITAI_TOKEN;
+  delete process.env.GITHUB_TOKEN;
   await host.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -48,7 +54,7 @@ async function nodeRepo(name: string, requirements: string, withInstallPy = fals
 
 function installWithLog(name: string, url: string) {
   const lines: string[] = [];
-  const done = installNode({ node: { name, url }, comfyuiDir: comfy, python: fake.python, onOutput: (l) => lines.push(l) });
+  const done = installNode({ node: { name, url }, comfyuiDir: comfy, python: fake.python, env: podEnv, onOutput: (l) => lines.push(l) });
   return { lines, done };
 }
 
@@ -69,6 +75,7 @@ describe('node requirements', () => {
     await expect(stat(env.PIP_CONSTRAINT!)).rejects.toThrow(); // and the file is cleaned up afterwards
     expect(env.HF_TOKEN).toBeNull();
     expect(env.CIVITAI_TOKEN).toBeNull();
+    expect(env.GITHUB_TOKEN).toBeNull();
     expect(lines).toContain('install.py done');
     expect(lines.some((l) => l.startsWith('Successfully installed'))).toBe(true);
   });
@@ -101,7 +108,7 @@ describe('node requirements', () => {
 describe('installPythonPackages', () => {
   it('installs EXTRA_PYTHON_PACKAGES under the same constraints', async () => {
     const lines: string[] = [];
-    await installPythonPackages({ packages: ['onnxruntime-gpu==1.20.1', 'insightface'], python: fake.python, constraintsDir: dir, onOutput: (l) => lines.push(l) });
+    await installPythonPackages({ packages: ['onnxruntime-gpu==1.20.1', 'insightface'], python: fake.python, env: podEnv, constraintsDir: dir, onOutput: (l) => lines.push(l) });
     const call = (await fake.pipCalls()).find((c) => c.requirements.includes('insightface'));
     expect(call?.requirements).toEqual(['onnxruntime-gpu==1.20.1', 'insightface']);
     expect(call?.constraints).toContain('torch==2.5.1+cu124');
@@ -109,11 +116,11 @@ describe('installPythonPackages', () => {
   });
 
   it('fails with pip\'s reason when a package would downgrade numpy', async () => {
-    await expect(installPythonPackages({ packages: ['numpy<1.20'], python: fake.python })).rejects.toThrow(/ResolutionImpossible/);
+    await expect(installPythonPackages({ packages: ['numpy<1.20'], python: fake.python, env: podEnv })).rejects.toThrow(/ResolutionImpossible/);
   });
 
   it('tells the user to check COMFYUI_PYTHON when that Python cannot run', async () => {
-    const err = await installPythonPackages({ packages: ['x'], python: path.join(dir, 'no-such-python') }).catch((e: unknown) => e);
+    const err = await installPythonPackages({ packages: ['x'], python: path.join(dir, 'no-such-python'), env: podEnv }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as Error).message).toMatch(/COMFYUI_PYTHON/);
   });
