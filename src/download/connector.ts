@@ -86,15 +86,6 @@ export class Connector {
   }
 }
 
-/** Retry-After in milliseconds (seconds or an HTTP date), if present. */
-export function retryAfterFrom(headers: http.IncomingHttpHeaders): number | undefined {
-  const value = headers['retry-after'];
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-}
-
 /** `Content-Range: bytes a-b/total` → [a, b + 1) and total (undefined for `*`). */
 export function parseContentRange(
   value: string | undefined,

@@ -2,7 +2,8 @@ import type { FileHandle } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TransientError, UserError } from '../lib/errors.js';
-import { type Connector, type OpenedResponse, parseContentRange, retryAfterFrom } from './connector.js';
+import { parseRetryAfter } from '../lib/http.js';
+import { type Connector, type OpenedResponse, parseContentRange } from './connector.js';
 import type { OrderedHasher } from './ordered-hasher.js';
 import type { RangeSet } from './ranges.js';
 
@@ -66,7 +67,7 @@ export async function openRange(ctx: OpenContext, start: number, end: number, si
   if (status === 200) return response;
   body.resume();
   if (status === 429 || status >= 500) {
-    const retryAfterMs = retryAfterFrom(headers);
+    const retryAfterMs = parseRetryAfter(headers['retry-after']);
     if (retryAfterMs !== undefined && retryAfterMs > ctx.maxRetryAfterWaitMs) {
       throw new TransientError(`${what}: HTTP ${status}, asked to retry after ${Math.ceil(retryAfterMs / 1000)}s`, {
         retryAfterMs,

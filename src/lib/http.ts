@@ -63,7 +63,11 @@ export async function fetchFollowing(url: string, options: FollowOptions = {}): 
 
 /** Retry-After in milliseconds (seconds or an HTTP date), if present. */
 export function retryAfterMs(response: Response): number | undefined {
-  const value = response.headers.get('retry-after');
+  return parseRetryAfter(response.headers.get('retry-after'));
+}
+
+/** A Retry-After value (seconds or an HTTP date) in milliseconds from now. */
+export function parseRetryAfter(value: string | null | undefined): number | undefined {
   if (!value) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
   const at = Date.parse(value);
