@@ -87,8 +87,14 @@ export function bootPlan(config: Config): BootPlan {
   };
 }
 
+/** Every job of a flow tree with its queue, parents first. */
+export function flowJobs(flow: FlowJob): { queueName: QueueName; jobId: string }[] {
+  const own = flow.opts?.jobId ? [{ queueName: flow.queueName as QueueName, jobId: flow.opts.jobId }] : [];
+  return [...own, ...(flow.children ?? []).flatMap(flowJobs)];
+}
+
 /** Every job id of a flow tree, parents first. */
 export function flowJobIds(flow: FlowJob): string[] {
-  return [flow.opts?.jobId ?? '', ...(flow.children ?? []).flatMap(flowJobIds)].filter(Boolean);
+  return flowJobs(flow).map((j) => j.jobId);
 }
 

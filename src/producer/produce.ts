@@ -4,10 +4,10 @@ import type { Redis } from 'ioredis';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import type { NodeSpec } from '../config/nodes.js';
-import { SERVICE_JOB_ID } from '../jobs.js';
+import { SERVICE_JOB_ID, type QueueName } from '../jobs.js';
 import type { Logger } from '../log.js';
 import type { Queues } from '../queues.js';
-import { bootPlan, flowJobIds, modelFlow, nodeJob } from './flow.js';
+import { bootPlan, flowJobIds, flowJobs, modelFlow, nodeJob } from './flow.js';
 
 export interface ProduceOptions {
   config: Config;
@@ -47,7 +47,7 @@ export async function produce(options: ProduceOptions): Promise<ProduceResult> {
     }
     const plan = bootPlan(config);
     const flows = [plan.service, ...plan.independent];
-    await removeStale(queues, flows.flatMap(flowJobIds), log);
+    await removeStale(queues, flows.flatMap(flowJobs), log);
     for (const flow of flows) await queues.flows.add(flow);
     const ids = flows.flatMap(flowJobIds);
     log.info(
@@ -83,26 +83,23 @@ export async function enqueueNode(queues: Queues, node: NodeSpec): Promise<{ job
 }
 
 async function addUnlessPresent(queues: Queues, flow: FlowJob): Promise<'queued' | 'exists'> {
-  const root = await queues.queue[flow.queueName as keyof Queues['queue']].getJob(flow.opts!.jobId!);
+  const root = await queues.queue[flow.queueName as QueueName].getJob(flow.opts!.jobId!);
   if (root) {
     if ((await root.getState()) !== 'failed') return 'exists';
     await root.remove({ removeChildren: true });
   }
-  await removeStale(queues, flowJobIds(flow), undefined);
+  await removeStale(queues, flowJobs(flow), undefined);
   await queues.flows.add(flow);
   return 'queued';
 }
 
 /** Jobs left from earlier starts under the same ids (failed or done) are replaced, never doubled. */
-async function removeStale(queues: Queues, ids: readonly string[], log: Logger | undefined): Promise<void> {
-  for (const queue of Object.values(queues.queue)) {
-    for (const id of ids) {
-      const job = await queue.getJob(id);
-      if (!job) continue;
-      const state = await job.getState();
-      if (state === 'active') continue;
-      await job.remove({ removeChildren: true }).catch((err: Error) => log?.warn({ id, err: err.message }, 'stale job not removed'));
-    }
+async function removeStale(queues: Queues, jobs: readonly { queueName: QueueName; jobId: string }[], log: Logger | undefined): Promise<void> {
+  for (const { queueName, jobId } of jobs) {
+    const job = await queues.queue[queueName].getJob(jobId);
+    if (!job) continue;
+    if ((await job.getState()) === 'active') continue;
+    await job.remove({ removeChildren: true }).catch((err: Error) => log?.warn({ id: jobId, err: err.message }, 'stale job not removed'));
   }
 }
 
