@@ -1,21 +1,23 @@
-import http from 'node:http';
-import https from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Agent, type Dispatcher } from 'undici';
 import { UserError } from '../lib/errors.js';
 import { USER_AGENT } from '../lib/http.js';
 import type { DownloadRequest } from '../sources/types.js';
 
 export interface OpenedResponse {
   status: number;
-  headers: http.IncomingHttpHeaders;
-  body: http.IncomingMessage;
+  headers: IncomingHttpHeaders;
+  body: ResponseBody;
 }
 
 const MAX_REDIRECTS = 10;
 
 /**
- * Opens GET requests for one file over keep-alive sockets. node:http is used rather than fetch:
- * bodies arrive as Buffers that go straight to writev and the hash, with no web-stream layer and
- * one socket pool whose size is the connection count.
+ * Opens GET requests for one file over keep-alive connections, through undici's dispatcher
+ * interface: each body chunk is handed to a callback as the Buffer undici parsed, with no stream
+ * in between. Receiving 400 MiB from a loopback nginx over 16 connections took 0.35–0.38 s of
+ * user time this way against 0.53–0.58 s through node:http's IncomingMessage, and receiving is
+ * most of what the event loop does during a download.
  *
  * Redirects are followed by hand with the same rule as lib/http's fetchFollowing: the request's
  * secret headers go only to `headersOrigin`. Once a request has been answered, later ones go
@@ -24,15 +26,15 @@ const MAX_REDIRECTS = 10;
 export class Connector {
   private readonly secretOrigin: string;
   private resolvedUrl: string | undefined;
-  private readonly agents: { http: http.Agent; https: https.Agent };
+  private readonly agent: Agent;
 
   constructor(
     private readonly request: DownloadRequest,
     connections: number,
   ) {
     this.secretOrigin = request.headersOrigin ?? new URL(request.url).origin;
-    const agentOptions = { keepAlive: true, maxSockets: connections, scheduling: 'lifo' as const };
-    this.agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+    // The engine's own stall watchdog decides when a silent connection is dropped.
+    this.agent = new Agent({ connections, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
   }
 
   /** Where the file is, for messages: origin and path, never the query (it may hold a token). */
@@ -47,42 +49,154 @@ export class Connector {
       const url = new URL(current);
       const response = await this.once(url, headers, signal);
       const location = response.headers.location;
-      if (response.statusCode && response.statusCode >= 300 && response.statusCode < 400 && location) {
-        response.resume();
+      if (response.status >= 300 && response.status < 400 && typeof location === 'string') {
+        response.body.discard();
         current = new URL(location, current).toString();
         continue;
       }
       this.resolvedUrl = current;
-      return { status: response.statusCode ?? 0, headers: response.headers, body: response };
+      return response;
     }
     throw new UserError(`too many redirects starting at ${this.where}`);
   }
 
   close(): void {
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    void this.agent.destroy().catch(() => undefined);
   }
 
-  private once(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<http.IncomingMessage> {
+  private once(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<OpenedResponse> {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new UserError(`refusing to download from ${url.protocol} URL ${url.origin}`);
     }
     const secret = url.origin === this.secretOrigin ? this.request.headers : {};
-    const client = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = client.request(
-        url,
+      if (signal.aborted) {
+        reject(signal.reason as Error);
+        return;
+      }
+      const body = new ResponseBody();
+      let started = false;
+      const abort = (): void => body.destroy(signal.reason as Error);
+      signal.addEventListener('abort', abort, { once: true });
+      const forget = (): void => signal.removeEventListener('abort', abort);
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart(controller) {
+          body.attach(controller);
+        },
+        onResponseStart(controller, statusCode, responseHeaders) {
+          // 1xx answers are not the response.
+          if (statusCode < 200) return;
+          started = true;
+          // Bytes wait in the socket until someone consumes the body.
+          controller.pause();
+          resolve({ status: statusCode, headers: responseHeaders as IncomingHttpHeaders, body });
+        },
+        onResponseData(_controller, chunk) {
+          body.push(chunk);
+        },
+        onResponseEnd() {
+          forget();
+          body.end();
+        },
+        onResponseError(_controller, err) {
+          forget();
+          if (started) body.fail(err);
+          else reject(err);
+        },
+      };
+      this.agent.dispatch(
         {
+          origin: url.origin,
+          path: `${url.pathname}${url.search}`,
           method: 'GET',
           headers: { 'user-agent': USER_AGENT, 'accept-encoding': 'identity', ...headers, ...secret },
-          agent: url.protocol === 'https:' ? this.agents.https : this.agents.http,
-          signal,
         },
-        resolve,
+        handler,
       );
-      req.on('error', reject);
-      req.end();
     });
+  }
+}
+
+/**
+ * A response body delivered to one consumer callback. The connection stays paused until
+ * `consume` is called, and the consumer may pause it again while its writes catch up.
+ */
+export class ResponseBody {
+  private controller: Dispatcher.DispatchController | undefined;
+  private sink: ((chunk: Buffer) => void) | undefined;
+  private early: Buffer[] = [];
+  private outcome: { error?: Error } | undefined;
+  private settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
+
+  /** Hands every chunk to `sink` until the body ends; rejects when the connection fails or is destroyed. */
+  consume(sink: (chunk: Buffer) => void): Promise<void> {
+    if (this.sink) throw new Error('response body consumed twice');
+    this.sink = sink;
+    const done = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    for (const chunk of this.early.splice(0)) sink(chunk);
+    if (this.outcome) this.finish();
+    else this.controller?.resume();
+    return done;
+  }
+
+  /** Reads and drops the rest of the body, keeping the connection reusable. */
+  discard(): void {
+    void this.consume(() => undefined).catch(() => undefined);
+  }
+
+  pause(): void {
+    if (!this.outcome) this.controller?.pause();
+  }
+
+  resume(): void {
+    if (!this.outcome) this.controller?.resume();
+  }
+
+  /** Drops the connection; a consumer sees `reason`. */
+  destroy(reason: Error = new Error('response body destroyed')): void {
+    if (this.outcome) return;
+    this.controller?.abort(reason);
+    this.fail(reason);
+  }
+
+  /** @internal Called by the connector. */
+  attach(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+  }
+
+  /** @internal */
+  push(chunk: Buffer): void {
+    if (!this.sink) {
+      this.early.push(chunk);
+      return;
+    }
+    try {
+      this.sink(chunk);
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+  }
+
+  /** @internal */
+  end(): void {
+    this.outcome ??= {};
+    this.finish();
+  }
+
+  /** @internal */
+  fail(error: Error): void {
+    this.outcome ??= { error };
+    this.finish();
+  }
+
+  private finish(): void {
+    if (!this.settle || !this.outcome) return;
+    const { resolve, reject } = this.settle;
+    this.settle = undefined;
+    if (this.outcome.error) reject(this.outcome.error);
+    else resolve();
   }
 }
 

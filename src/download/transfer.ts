@@ -1,14 +1,19 @@
 import type { FileHandle } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TransientError, UserError } from '../lib/errors.js';
 import { parseRetryAfter } from '../lib/http.js';
-import { type Connector, type OpenedResponse, parseContentRange } from './connector.js';
+import { type Connector, type OpenedResponse, parseContentRange, type ResponseBody } from './connector.js';
 import type { OrderedHasher } from './ordered-hasher.js';
 import type { RangeSet } from './ranges.js';
 
-/** Received bytes are written in batches of this size with one positional writev. */
+/** Received bytes are written in batches of at least this size with one positional writev. */
 const WRITE_BATCH_BYTES = 256 * 1024;
+/**
+ * While a write is in flight the next batch may grow to this size before the connection is
+ * paused: pausing makes the socket buffer what arrives and hand it over later as one copied
+ * block, so it is kept for a disk that truly lags behind.
+ */
+const PAUSE_BYTES = 1024 * 1024;
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_CAP_MS = 5_000;
 
@@ -65,7 +70,7 @@ export async function openRange(ctx: OpenContext, start: number, end: number, si
     return response;
   }
   if (status === 200) return response;
-  body.resume();
+  body.discard();
   if (status === 429 || status >= 500) {
     const retryAfterMs = parseRetryAfter(headers['retry-after']);
     if (retryAfterMs !== undefined && retryAfterMs > ctx.maxRetryAfterWaitMs) {
@@ -128,9 +133,15 @@ export async function fetchRange(ctx: TransferContext, start: number, end: numbe
   return position.at;
 }
 
+/**
+ * Receives one response body into the part file. Chunks are gathered into batches written with
+ * one positional writev each, one write in flight at a time: the next batch grows while it runs,
+ * and the connection is paused only when that batch reaches PAUSE_BYTES. `position.at` counts
+ * bytes received; everything received is on disk when this returns or throws.
+ */
 async function receive(
   ctx: TransferContext,
-  body: IncomingMessage,
+  body: ResponseBody,
   position: { at: number },
   end: number,
   watchdog: NodeJS.Timeout,
@@ -138,34 +149,49 @@ async function receive(
   let batch: Buffer[] = [];
   let batchStart = position.at;
   let batchBytes = 0;
-  let writing: Promise<void> = Promise.resolve();
-  const flush = async (): Promise<void> => {
-    await writing;
-    if (batchBytes === 0) return;
+  let writing: Promise<void> | undefined;
+  let failure: Error | undefined;
+  const write = (): void => {
     const [buffers, at, bytes] = [batch, batchStart, batchBytes];
     [batch, batchStart, batchBytes] = [[], at + bytes, 0];
-    writing = writeAllAt(ctx.file, buffers, at).then(() => {
-      ctx.written.add(at, at + bytes);
-      ctx.hasher.drain();
-      ctx.onWritten();
-    });
+    writing = writeAllAt(ctx.file, buffers, at).then(
+      () => {
+        writing = undefined;
+        ctx.written.add(at, at + bytes);
+        ctx.hasher.drain();
+        ctx.onWritten();
+        if (batchBytes >= WRITE_BATCH_BYTES) write();
+        if (batchBytes < PAUSE_BYTES) body.resume();
+      },
+      (err: unknown) => {
+        writing = undefined;
+        failure ??= err as Error;
+        body.destroy(failure);
+      },
+    );
   };
-  try {
-    for await (const data of body) {
+  let dropped: unknown;
+  await body
+    .consume((data) => {
       watchdog.refresh();
-      let chunk = data as Buffer;
-      if (position.at + chunk.length > end) chunk = chunk.subarray(0, end - position.at);
-      if (chunk.length === 0) continue;
+      const chunk = position.at + data.length > end ? data.subarray(0, end - position.at) : data;
+      if (chunk.length === 0) return;
       position.at += chunk.length;
       batch.push(chunk);
       batchBytes += chunk.length;
       ctx.onReceived(chunk.length);
-      if (batchBytes >= WRITE_BATCH_BYTES) await flush();
-    }
-  } finally {
-    await flush();
-    await writing;
-  }
+      if (batchBytes < WRITE_BATCH_BYTES) return;
+      if (!writing) write();
+      else if (batchBytes >= PAUSE_BYTES) body.pause();
+    })
+    .catch((err: unknown) => {
+      dropped = err;
+    });
+  while (writing) await writing;
+  if (!failure && batchBytes > 0) write();
+  while (writing) await writing;
+  if (failure) throw failure;
+  if (dropped) throw dropped;
 }
 
 /** Runs one request attempt under a stall watchdog that aborts it after stallTimeoutMs of silence. */
