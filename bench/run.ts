@@ -42,7 +42,7 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-async function phoenix(url: string, partPath: string, sha256: string, connections = CONNECTIONS): Promise<PhoenixRun> {
+async function phoenix(url: string, partPath: string, sha256: string, connections = CONNECTIONS, copies = 1): Promise<PhoenixRun> {
   const options = {
     request: { url, headers: {} },
     partPath,
@@ -52,8 +52,14 @@ async function phoenix(url: string, partPath: string, sha256: string, connection
     stallTimeoutMs: 60_000,
   };
   const child = path.join(here, 'phoenix-child.ts');
-  const { seconds, stdout } = await timed(process.execPath, ['--import', 'tsx', child, JSON.stringify(options)]);
+  const { seconds, stdout } = await timed(process.execPath, ['--import', 'tsx', child, JSON.stringify(options), String(copies)]);
   return { ...(JSON.parse(stdout) as Omit<PhoenixRun, 'processSeconds'>), processSeconds: seconds };
+}
+
+async function nodeReceive(url: string, connections: number): Promise<number> {
+  const child = path.join(here, 'receive-child.ts');
+  const { stdout } = await timed(process.execPath, ['--import', 'tsx', child, url, String(SIZE), String(connections)]);
+  return (JSON.parse(stdout) as { seconds: number }).seconds;
 }
 
 async function aria2c(url: string, dir: string, name: string): Promise<number> {
@@ -120,7 +126,10 @@ async function main(): Promise<void> {
     if (nginx) cleanups.push(() => nginx.close());
     const fast = nginx ? nginx.url('model.bin') : url;
     log(`unthrottled loopback from ${nginx ? 'nginx (sendfile)' : 'the Node fixture (nginx not installed)'}, median of ${REPEAT} runs each`);
-    const runs: Record<'q' | 'q4' | 'q1' | 'o' | 'b', number[]> = { q: [], q4: [], q1: [], o: [], b: [] };
+    const runs: Record<'q' | 'q4' | 'q1' | 'o' | 'b' | 'r' | 'cn' | 'cf' | 'ct', number[]> = {
+      ...{ q: [], q4: [], q1: [], o: [], b: [] },
+      ...{ r: [], cn: [], cf: [], ct: [] },
+    };
     let peak = { extra: 0, peak: 0 };
     const part = path.join(dir, '.phoenix-tmp', 'q.part');
     for (let i = 0; i < REPEAT; i++) {
@@ -137,9 +146,26 @@ async function main(): Promise<void> {
       }
       await fresh();
       runs.b.push(await aria2c(fast, dir, 'b.bin'));
+      // Floors: what receiving alone, and receiving plus writing, cost on this machine.
+      runs.r.push(await nodeReceive(fast, CONNECTIONS));
+      runs.cn.push((await timed('curl', ['-s', '-o', '/dev/null', fast])).seconds);
+      await fresh();
+      runs.cf.push((await timed('curl', ['-s', '-o', path.join(dir, 'c.bin'), fast])).seconds);
+      await fresh();
+      const tee = `curl -s '${fast}' | tee '${path.join(dir, 't.bin')}' | openssl dgst -sha256`;
+      runs.ct.push((await timed('bash', ['-o', 'pipefail', '-c', tee])).seconds);
+    }
+    // Memory per active download: three files at once in one process, as DOWNLOAD_CONCURRENCY=3 runs them.
+    let together = 0;
+    for (let i = 0; i < REPEAT; i++) {
+      await fresh();
+      const t = await phoenix(fast, part, sha256, CONNECTIONS, 3);
+      if (t.sha256 !== sha256) throw new Error('phoenix returned a wrong sha256');
+      together = Math.max(together, (t.peakRssKiB - t.baselineRssKiB) / 1024);
     }
     await fresh();
     const [q, q4, q1, o, b] = [runs.q, runs.q4, runs.q1, runs.o, runs.b].map(median) as [number, number, number, number, number];
+    const [r, cn, cf, ct] = [runs.r, runs.cn, runs.cf, runs.ct].map(median) as [number, number, number, number];
     log('| tool | seconds | Phoenix ratio |');
     log('|---|---:|---:|');
     log(`| Phoenix downloadFile (download + verify), ${CONNECTIONS} connections | ${q.toFixed(2)} | 1.00 |`);
@@ -147,7 +173,16 @@ async function main(): Promise<void> {
     log(`| Phoenix, 1 connection | ${q1.toFixed(2)} | |`);
     log(`| openssl dgst -sha256 (same bytes, page cache) | ${o.toFixed(2)} | ${(q / o).toFixed(2)} (target ≤ 1.2) |`);
     log(`| aria2c -x16 -s16 -k1M (no hash) | ${b.toFixed(2)} | ${(q / b).toFixed(2)} |`);
+    log(`| curl \\| tee file \\| openssl dgst (download with inline hash, one connection) | ${ct.toFixed(2)} | ${(q / ct).toFixed(2)} |`);
+    log('');
+    log('floors on this machine (nothing hashed), each also as a multiple of openssl dgst');
+    log('| what | seconds | × openssl |');
+    log('|---|---:|---:|');
+    log(`| curl -o /dev/null (receive only, C) | ${cn.toFixed(2)} | ${(cn / o).toFixed(2)} |`);
+    log(`| curl -o file (receive and write, C) | ${cf.toFixed(2)} | ${(cf / o).toFixed(2)} |`);
+    log(`| Phoenix's Connector, ${CONNECTIONS} connections, bytes dropped (receive only, Node) | ${r.toFixed(2)} | ${(r / o).toFixed(2)} |`);
     log(`Phoenix (${CONNECTIONS} connections) peak RSS ${peak.peak.toFixed(1)} MiB, ${peak.extra.toFixed(1)} MiB above its idle baseline (worst run)`);
+    log(`Three such downloads at once in one process: ${together.toFixed(1)} MiB above the baseline, ${(together / 3).toFixed(1)} MiB per active download (worst run)`);
   }
   if (process.env.BENCH_SKIP_CAPPED === '1') return;
   const resultsPath = path.join(here, 'RESULTS.md');

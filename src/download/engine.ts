@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { type FileHandle, mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TransientError } from '../lib/errors.js';
@@ -92,6 +93,8 @@ class FileDownload {
   ) {
     this.connections = Math.max(1, Math.floor(options.connections));
     this.signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal;
+    // Every connection may wait on it at once (backoff, Retry-After): not a listener leak.
+    setMaxListeners(this.connections + 10, this.signal);
   }
 
   async run(): Promise<DownloadFileResult> {

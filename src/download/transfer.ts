@@ -13,7 +13,7 @@ const WRITE_BATCH_BYTES = 256 * 1024;
  * paused: pausing makes the socket buffer what arrives and hand it over later as one copied
  * block, so it is kept for a disk that truly lags behind.
  */
-const PAUSE_BYTES = 1024 * 1024;
+const PAUSE_BYTES = 512 * 1024;
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_CAP_MS = 5_000;
 
