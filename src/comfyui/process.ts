@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { PidFile } from '../lib/pidfile.js';
@@ -82,6 +83,15 @@ export class ComfyProcess {
     const main = path.join(comfyuiDir, 'main.py');
     const leftover = await this.pidFile.stopLeftover(main);
     if (leftover) log.warn({ pid: leftover }, 'stopped the ComfyUI an earlier run left behind');
+    // Something else answering on the port would pass the health check for a ComfyUI that
+    // cannot bind it, so it is refused before starting anything.
+    if (await portTaken(port)) {
+      this.error =
+        `port ${port} (COMFYUI_PORT) is already taken by another process, perhaps another ComfyUI; ` +
+        'stop it or choose another COMFYUI_PORT';
+      await this.report('failed');
+      throw new Error(this.error);
+    }
     const args = [main, '--listen', '--port', String(port), ...flags];
     log.info({ python, args }, 'starting ComfyUI');
     const child = execa(python, args, {
@@ -153,6 +163,18 @@ export class ComfyProcess {
       updatedAt: Date.now(),
     });
   }
+}
+
+/** Whether binding the port on every interface, as `--listen` does, fails with EADDRINUSE. */
+export function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') resolve(true);
+      else reject(err);
+    });
+    server.listen({ port, host: '0.0.0.0', exclusive: true }, () => server.close(() => resolve(false)));
+  });
 }
 
 /** GET /system_stats until it answers 200, or until `gaveUp()` (the child exited). */

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -201,6 +202,32 @@ url = "${server.url('/dl/lora')}"
       expect(done.comfyui.restarts).toBe(0);
     } finally {
       await cdn.close();
+    }
+  });
+
+  it('refuses to start ComfyUI on a port another process answers on, naming it', async () => {
+    const port = await freePort();
+    // Answers like ComfyUI, so only the port check tells it apart from the one Phoenix starts.
+    const foreign = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"system":{},"devices":[]}');
+    });
+    await new Promise<void>((resolve) => foreign.listen(port, '127.0.0.1', resolve));
+    try {
+      const { ws, config, conn, queues } = await boot({ COMFYUI_PORT: String(port) });
+      await produce({ config, queues, connection: conn, log: silentLog });
+      const pod = new PodState(conn, queues.prefix);
+      const failed = await eventually(async () => {
+        const c = await pod.comfy(config.comfyui.port);
+        return c.state === 'failed' ? c : undefined;
+      }, 30_000, 'ComfyUI reported failed');
+      expect(failed.error).toMatch(new RegExp(`port ${port} \\(COMFYUI_PORT\\) is already taken`));
+      const status = await podStatus(config, queues, pod);
+      expect(status.ready).toBe(false);
+      // The stand-in was never started.
+      await expect(readFile(path.join(ws.comfyDir, 'standin-runs.jsonl'), 'utf8')).rejects.toThrow(/ENOENT/);
+    } finally {
+      await new Promise<void>((resolve) => foreign.close(() => resolve()));
     }
   });
 
