@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks for Phoenix's demo and tests: the system
-# packages (redis-server, git, python3, supervisor, aria2, curl) and the npm dependencies.
+# packages (redis-server, git, python3, supervisor, aria2, curl, openssl) and the npm dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v supervisord >/dev/null || need+=(supervisor)
 command -v aria2c >/dev/null || need+=(aria2)
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}"
   sudo=""
