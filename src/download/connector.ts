@@ -76,7 +76,11 @@ export class Connector {
       }
       const body = new ResponseBody();
       let started = false;
-      const abort = (): void => body.destroy(signal.reason as Error);
+      // Settles the open at once, also while the request still waits for a free connection.
+      const abort = (): void => {
+        if (!started) reject(signal.reason as Error);
+        body.destroy(signal.reason as Error);
+      };
       signal.addEventListener('abort', abort, { once: true });
       const forget = (): void => signal.removeEventListener('abort', abort);
       const handler: Dispatcher.DispatchHandler = {
@@ -164,6 +168,8 @@ export class ResponseBody {
   /** @internal Called by the connector. */
   attach(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    // Destroyed while it waited for a connection: the request is dropped before it is sent.
+    if (this.outcome?.error) controller.abort(this.outcome.error);
   }
 
   /** @internal */

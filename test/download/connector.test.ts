@@ -41,6 +41,7 @@ beforeAll(async () => {
       more();
       return;
     }
+    if (url.pathname === '/silent') return; // accepts the request and never answers
     if (url.pathname === '/moved') {
       res.writeHead(302, { location: '/file', 'content-length': 5 });
       res.end('moved');
@@ -53,6 +54,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
+
+function abortAfter(ms: number, reason: Error): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(reason), ms);
+  return controller.signal;
+}
 
 function connector(path: string): Connector {
   return new Connector({ url: `${server.url}${path}`, headers: {} }, 2);
@@ -157,6 +164,30 @@ describe('Connector response bodies', () => {
       await collect((sink) => second.body.consume(sink));
       // Later requests go straight to where the redirect led.
       expect(server.requests.slice(before).map((r) => r.path)).toEqual(['/file']);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('gives up on a server that never answers when the signal fires', async () => {
+    const c = connector('/silent');
+    try {
+      const reason = new Error('no byte for 0.2s');
+      await expect(c.open({}, abortAfter(200, reason))).rejects.toBe(reason);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('gives up on a request still waiting for a free connection when the signal fires', async () => {
+    const c = new Connector({ url: `${server.url}/file`, headers: {} }, 1);
+    try {
+      // Holds the only connection: its body is never consumed.
+      await c.open({}, new AbortController().signal);
+      const before = server.requests.length;
+      const reason = new Error('shutting down');
+      await expect(c.open({}, abortAfter(200, reason))).rejects.toBe(reason);
+      expect(server.requests.length).toBe(before);
     } finally {
       c.close();
     }
