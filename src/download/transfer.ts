@@ -136,8 +136,9 @@ export async function fetchRange(ctx: TransferContext, start: number, end: numbe
 /**
  * Receives one response body into the part file. Chunks are gathered into batches written with
  * one positional writev each, one write in flight at a time: the next batch grows while it runs,
- * and the connection is paused only when that batch reaches PAUSE_BYTES. `position.at` counts
- * bytes received; everything received is on disk when this returns or throws.
+ * and the connection is paused only when that batch reaches PAUSE_BYTES. When this returns or
+ * throws, every byte before `position.at` is on disk: a failed write moves it back to where that
+ * write began.
  */
 async function receive(
   ctx: TransferContext,
@@ -166,6 +167,8 @@ async function receive(
       (err: unknown) => {
         writing = undefined;
         failure ??= err as Error;
+        // Batches are written in order: the next attempt resumes at the first byte not on disk.
+        position.at = Math.min(position.at, at);
         body.destroy(failure);
       },
     );
