@@ -30,9 +30,9 @@ interface PhoenixRun {
   peakRssKiB: number;
 }
 
-async function timed(file: string, args: string[]): Promise<{ seconds: number; stdout: string }> {
+async function timed(file: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ seconds: number; stdout: string }> {
   const started = process.hrtime.bigint();
-  const { stdout } = await run(file, args, { maxBuffer: 1 << 20 });
+  const { stdout } = await run(file, args, { maxBuffer: 1 << 20, ...(env ? { env } : {}) });
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, stdout };
 }
 
@@ -42,7 +42,14 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-async function phoenix(url: string, partPath: string, sha256: string, connections = CONNECTIONS, copies = 1): Promise<PhoenixRun> {
+async function phoenix(
+  url: string,
+  partPath: string,
+  sha256: string,
+  connections = CONNECTIONS,
+  copies = 1,
+  env?: NodeJS.ProcessEnv,
+): Promise<PhoenixRun> {
   const options = {
     request: { url, headers: {} },
     partPath,
@@ -52,7 +59,7 @@ async function phoenix(url: string, partPath: string, sha256: string, connection
     stallTimeoutMs: 60_000,
   };
   const child = path.join(here, 'phoenix-child.ts');
-  const { seconds, stdout } = await timed(process.execPath, ['--import', 'tsx', child, JSON.stringify(options), String(copies)]);
+  const { seconds, stdout } = await timed(process.execPath, ['--import', 'tsx', child, JSON.stringify(options), String(copies)], env);
   return { ...(JSON.parse(stdout) as Omit<PhoenixRun, 'processSeconds'>), processSeconds: seconds };
 }
 
@@ -62,9 +69,9 @@ async function nodeReceive(url: string, connections: number): Promise<number> {
   return (JSON.parse(stdout) as { seconds: number }).seconds;
 }
 
-async function aria2c(url: string, dir: string, name: string): Promise<number> {
+async function aria2c(url: string, dir: string, name: string, extra: string[] = []): Promise<number> {
   const args = ['-x16', '-s16', '-k1M', '--file-allocation=none', '--allow-overwrite=true', '--auto-file-renaming=false'];
-  return (await timed('aria2c', [...args, '-q', '-d', dir, '-o', name, url])).seconds;
+  return (await timed('aria2c', [...args, ...extra, '-q', '-d', dir, '-o', name, url])).seconds;
 }
 
 async function main(): Promise<void> {
@@ -86,7 +93,10 @@ async function main(): Promise<void> {
     const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
     log(`file ${SIZE / MiB} MiB, ${CONNECTIONS} connections, ${os.cpus().length} CPUs, node ${process.version}, load average at start ${load}`);
     log('');
-    if (process.env.BENCH_SKIP_CAPPED !== '1') await capped();
+    if (process.env.BENCH_SKIP_CAPPED !== '1') {
+      await capped();
+      await cappedTls();
+    }
     await loopback();
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup();
@@ -113,6 +123,41 @@ async function main(): Promise<void> {
     log(`| aria2c + sha256sum | ${(a + s).toFixed(2)} | ${(p.seconds / (a + s)).toFixed(2)} (target ≤ 0.80) |`);
     log(`| curl (one connection) | ${c.toFixed(2)} | ${(p.seconds / c).toFixed(2)} |`);
     log(`Phoenix peak RSS ${(p.peakRssKiB / 1024).toFixed(1)} MiB, ${extraMiB.toFixed(1)} MiB above its idle baseline`);
+    log('');
+  }
+
+  /** The capped case again over https, as real model CDNs serve it, with a certificate made for the run. */
+  async function cappedTls(): Promise<void> {
+    const certs = path.join(os.tmpdir(), `phoenix-bench-tls-${process.pid}`);
+    await mkdir(certs, { recursive: true });
+    cleanups.push(() => rm(certs, { recursive: true, force: true }));
+    const [key, cert] = [path.join(certs, 'key.pem'), path.join(certs, 'cert.pem')];
+    await run('openssl', [
+      ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-keyout', key, '-out', cert],
+      ...['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    ]);
+    const tls = await startCdnFixture({
+      files: { '/model.bin': SIZE },
+      faults: { bytesPerSecond: CAP },
+      tls: { key: await readFile(key, 'utf8'), cert: await readFile(cert, 'utf8') },
+    });
+    cleanups.push(() => tls.close());
+    const tlsUrl = tls.url('/model.bin');
+    log(`capped CDN over https: ${CAP / 1e6} MB/s per connection, TLS on every connection`);
+    await fresh();
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: cert };
+    const p = await phoenix(tlsUrl, path.join(dir, '.phoenix-tmp', 'p.part'), tls.sha256('/model.bin'), CONNECTIONS, 1, env);
+    if (p.sha256 !== tls.sha256('/model.bin')) throw new Error('phoenix returned a wrong sha256');
+    await fresh();
+    const a = await aria2c(tlsUrl, dir, 'a.bin', [`--ca-certificate=${cert}`]);
+    const s = (await timed('sha256sum', [path.join(dir, 'a.bin')])).seconds;
+    await fresh();
+    log('| tool | seconds | Phoenix ratio |');
+    log('|---|---:|---:|');
+    log(`| Phoenix downloadFile (download + verify) | ${p.seconds.toFixed(2)} | 1.00 |`);
+    log(`| aria2c -x16 -s16 -k1M | ${a.toFixed(2)} | ${(p.seconds / a).toFixed(2)} (target ≤ 1.05) |`);
+    log(`| aria2c + sha256sum | ${(a + s).toFixed(2)} | ${(p.seconds / (a + s)).toFixed(2)} (target ≤ 0.80) |`);
+    log(`Phoenix peak RSS ${(p.peakRssKiB / 1024).toFixed(1)} MiB, ${((p.peakRssKiB - p.baselineRssKiB) / 1024).toFixed(1)} MiB above its idle baseline`);
     log('');
   }
 
