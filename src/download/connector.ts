@@ -174,6 +174,8 @@ export class ResponseBody {
 
   /** @internal */
   push(chunk: Buffer): void {
+    // Nothing is delivered once the body has ended, failed or been destroyed.
+    if (this.outcome) return;
     if (!this.sink) {
       this.early.push(chunk);
       return;
