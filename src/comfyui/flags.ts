@@ -105,23 +105,21 @@ export async function supportedComfyFlags(comfyuiDir: string): Promise<ReadonlyS
   return flags.size > 0 ? flags : BASIC_FLAGS;
 }
 
-async function imports(python: string, env: Readonly<Record<string, string>>, module: string): Promise<boolean> {
-  const r = await execa(python, ['-c', `import ${module}`], {
-    reject: false,
-    stdin: 'ignore',
-    env: { ...env },
-    extendEnv: false,
-    timeout: PROBE_TIMEOUT_MS,
-  });
-  return r.exitCode === 0;
+function imports(python: string, env: Readonly<Record<string, string>>, module: string): Promise<boolean> {
+  return pythonSucceeds(python, env, `import ${module}`);
 }
 
 /**
  * A GPU nvidia-smi cannot show (ROCm, or a container without the tool) still runs torch: asking
  * torch avoids pinning such a machine to --cpu.
  */
-async function torchSeesAccelerator(python: string, env: Readonly<Record<string, string>>): Promise<boolean> {
-  const r = await execa(python, ['-c', 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'], {
+function torchSeesAccelerator(python: string, env: Readonly<Record<string, string>>): Promise<boolean> {
+  return pythonSucceeds(python, env, 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)');
+}
+
+/** Whether `python -c code` exits 0 in ComfyUI's environment. */
+async function pythonSucceeds(python: string, env: Readonly<Record<string, string>>, code: string): Promise<boolean> {
+  const r = await execa(python, ['-c', code], {
     reject: false,
     stdin: 'ignore',
     env: { ...env },
