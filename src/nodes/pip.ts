@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { TransientError, UserError } from '../lib/errors.js';
+import { Mutex } from '../lib/serial.js';
 import { runStep } from './run.js';
 
 /**
@@ -22,17 +23,6 @@ export const PINNED_PACKAGES: readonly string[] = [
   'pillow',
 ];
 const PINNED_PREFIXES: readonly string[] = ['nvidia-'];
-
-/** Serialises async work: one task at a time, in arrival order; a failure does not block the next. */
-export class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
-}
 
 /**
  * pip installs (and install.py, which usually calls pip) run one at a time in this process: two

@@ -2,6 +2,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import { sha256File } from '../lib/hash.js';
+import { KeyedMutex } from '../lib/serial.js';
 import type { DownloadedFile } from '../jobs.js';
 import { publishedPath } from './paths.js';
 import type { VerifiedRecord } from './record.js';
@@ -17,7 +18,7 @@ export interface PublishRequest {
 }
 
 /** Publishes to one path run one at a time, so two models cannot both see the name as free. */
-const targetLocks = new Map<string, Promise<unknown>>();
+const targetLocks = new KeyedMutex();
 
 /**
  * The checksum gate: moves a downloaded file into its ComfyUI folder by atomic rename, only when
@@ -34,7 +35,7 @@ export async function publishFile(req: PublishRequest): Promise<string> {
     throw new UserError(`${file.publishedPath} changed since it was verified; it will be provisioned again on the next start`);
   }
   const target = publishedPath(req.modelsRoot, req.category, file.name);
-  return withLock(target, () => publishTo(target, req));
+  return targetLocks.run(target, () => publishTo(target, req));
 }
 
 async function publishTo(target: string, req: PublishRequest): Promise<string> {
@@ -88,16 +89,4 @@ async function publishTo(target: string, req: PublishRequest): Promise<string> {
 
 function sameHash(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
-}
-
-async function withLock<T>(key: string, task: () => Promise<T>): Promise<T> {
-  const previous = targetLocks.get(key) ?? Promise.resolve();
-  const run = previous.then(task);
-  const settled = run.catch(() => undefined);
-  targetLocks.set(key, settled);
-  try {
-    return await run;
-  } finally {
-    if (targetLocks.get(key) === settled) targetLocks.delete(key);
-  }
 }

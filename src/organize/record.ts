@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { KeyedMutex } from '../lib/serial.js';
 
 /** One verified file: what it was checked to be, and how to tell it has not changed since. */
 export interface VerifiedEntry {
@@ -17,8 +18,8 @@ interface RecordFile {
   files: Record<string, VerifiedEntry>;
 }
 
-/** Pending writes per record file, shared by every instance in this process so none loses another's entry. */
-const writeChains = new Map<string, Promise<unknown>>();
+/** Writes per record file, one at a time across every instance in this process, so none loses another's entry. */
+const recordWrites = new KeyedMutex();
 
 /**
  * The record of verified files, kept beside the models (so it travels with a persistent volume).
@@ -88,7 +89,7 @@ export class VerifiedRecord {
   }
 
   private update(change: (data: RecordFile) => void): Promise<void> {
-    const next = (writeChains.get(this.file) ?? Promise.resolve()).then(async () => {
+    return recordWrites.run(this.file, async () => {
       const data = await this.read();
       change(data);
       await mkdir(this.modelsRoot, { recursive: true });
@@ -96,11 +97,5 @@ export class VerifiedRecord {
       await writeFile(tmp, JSON.stringify(data, null, 1));
       await rename(tmp, this.file);
     });
-    const settled = next.catch(() => undefined);
-    writeChains.set(this.file, settled);
-    void settled.then(() => {
-      if (writeChains.get(this.file) === settled) writeChains.delete(this.file);
-    });
-    return next;
   }
 }
