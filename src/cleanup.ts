@@ -1,6 +1,7 @@
-import { access, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config/index.js';
+import { pathExists } from './lib/fs.js';
 import type { Logger } from './log.js';
 import { tempDir } from './organize/paths.js';
 
@@ -29,11 +30,7 @@ export function cleanupTargets(config: Config, options: { includeState: boolean 
 export async function cleanup(config: Config, log: Logger, options: { includeState: boolean }): Promise<string[]> {
   const removed: string[] = [];
   for (const target of cleanupTargets(config, options)) {
-    const exists = await access(target).then(
-      () => true,
-      () => false,
-    );
-    if (!exists) continue;
+    if (!(await pathExists(target))) continue;
     await rm(target, { recursive: true, force: true });
     removed.push(target);
   }

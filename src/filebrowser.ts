@@ -1,9 +1,10 @@
 import type { EventEmitter } from 'node:events';
-import { access, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Config } from './config/index.js';
 import { UserError } from './lib/errors.js';
+import { pathExists } from './lib/fs.js';
 import type { Logger } from './log.js';
 
 const BINARY = 'filebrowser';
@@ -104,7 +105,7 @@ export async function startFileBrowser(config: Config, options: FileBrowserOptio
 async function configure(config: Config, log: Logger): Promise<void> {
   const db = filebrowserDatabase(config);
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-  const fresh = !(await exists(db));
+  const fresh = !(await pathExists(db));
   if (fresh) await setup(config, ['config', 'init', '-d', db]);
   await setup(config, ['config', 'set', '-d', db, '--address', '0.0.0.0', '--port', String(config.filebrowser.port), '--root', config.workspace]);
 
@@ -142,11 +143,4 @@ async function filebrowser(config: Config, args: string[]): Promise<Outcome> {
     ending: String(r.exitCode ?? r.signal ?? code),
     output: String(r.stderr || r.stdout),
   };
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
 }

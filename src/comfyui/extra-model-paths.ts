@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
 import { MODEL_FOLDERS } from '../config/folders.js';
+import { writeFileAtomically } from '../lib/fs.js';
 
 /** The first line of every file Phoenix writes; a file without it belongs to the user. */
 export const PHOENIX_MARKER = '# Written by Phoenix; rewritten at every start. Put your own sections in another file.';
@@ -40,7 +40,7 @@ export async function writeExtraModelPaths(config: ExtraPathsConfig): Promise<st
   }
   const target = defaultIsOurs === false ? phoenixFile : defaultFile;
   await mkdir(dir, { recursive: true });
-  await writeAtomically(target, renderExtraModelPaths(config.persistentStorage));
+  await writeFileAtomically(target, renderExtraModelPaths(config.persistentStorage));
   if (target === defaultFile) await rm(phoenixFile, { force: true });
   return target;
 }
@@ -73,15 +73,5 @@ async function writtenByPhoenix(file: string): Promise<boolean | undefined> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
-  }
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, text);
-    await rename(tmp, file);
-  } finally {
-    await rm(tmp, { force: true });
   }
 }

@@ -1,8 +1,9 @@
-import { access, mkdir, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { NodeSpec } from '../config/nodes.js';
 import { UserError } from '../lib/errors.js';
+import { pathExists as exists } from '../lib/fs.js';
 import { withPinnedPython } from './pip.js';
 import { hideUserInfo, runStep } from './run.js';
 
@@ -128,11 +129,4 @@ async function isCheckout(dir: string): Promise<boolean> {
   if (!(await exists(path.join(dir, '.git')))) return false;
   const r = await execa('git', ['rev-parse', '--is-inside-work-tree'], { cwd: dir, reject: false, stdin: 'ignore' });
   return r.exitCode === 0 && (await stat(dir)).isDirectory();
-}
-
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
 }

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomically } from '../lib/fs.js';
 import { KeyedMutex } from '../lib/serial.js';
 
 /** One verified file: what it was checked to be, and how to tell it has not changed since. */
@@ -93,9 +93,7 @@ export class VerifiedRecord {
       const data = await this.read();
       change(data);
       await mkdir(this.modelsRoot, { recursive: true });
-      const tmp = `${this.file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-      await writeFile(tmp, JSON.stringify(data, null, 1));
-      await rename(tmp, this.file);
+      await writeFileAtomically(this.file, JSON.stringify(data, null, 1));
     });
   }
 }
