@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-import { readdir, rm } from 'node:fs/promises';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBoard } from './board/server.js';
 import { ConfigError, loadConfig, type Config } from './config/index.js';

@@ -3,7 +3,7 @@ import { UserError } from '../lib/errors.js';
 import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
 import type { StoredModelSpec } from '../jobs.js';
-import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
+import type { ModelSourceClient, ResolvedFile } from './types.js';
 
 type GdriveSpec = Extract<StoredModelSpec, { source: 'gdrive' }>;
 export type DriveEndpoints = Pick<Config['endpoints'], 'gdrive' | 'gdriveUsercontent'>;
