@@ -1,5 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from './config/index.js';
@@ -116,7 +117,7 @@ async function waitForPing(target: RedisTarget, timeoutMs = 15_000): Promise<voi
       return;
     } catch (err) {
       if (Date.now() > deadline) throw new Error(`redis did not answer within ${timeoutMs / 1000}s: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     } finally {
       client.disconnect();
     }

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { PidFile } from '../lib/pidfile.js';
 import type { Logger } from '../log.js';
@@ -182,7 +183,7 @@ export async function waitForHealth(port: number, timeoutMs: number, gaveUp: () 
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !gaveUp()) {
     if (await isHealthy(port)) return true;
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
   return false;
 }

@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * A child's pid kept in Phoenix's state folder, so a start after a crash (SIGKILL, OOM) can stop
@@ -35,7 +36,7 @@ export class PidFile {
         process.kill(pid, 'SIGKILL');
         break;
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     return pid;
   }

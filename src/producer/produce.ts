@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FlowJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isHealthy } from '../comfyui/process.js';
@@ -109,7 +110,7 @@ async function withLock<T>(redis: Redis, key: string, fn: () => Promise<T>): Pro
   const deadline = Date.now() + 120_000;
   while ((await redis.set(key, token, 'PX', 120_000, 'NX')) !== 'OK') {
     if (Date.now() > deadline) throw new Error(`another producer holds ${key} for over 2 minutes`);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   try {
     return await fn();
