@@ -61,6 +61,18 @@ export async function fetchFollowing(url: string, options: FollowOptions = {}): 
   throw new UserError(`too many redirects starting at ${new URL(url).origin}`);
 }
 
+/**
+ * The whole file's size from the answer to a `Range: bytes=0-0` probe: the total of
+ * Content-Range on a 206, Content-Length on a 200 (a server that ignored Range).
+ */
+export function probedSize(response: Response): number | undefined {
+  const value =
+    response.status === 206
+      ? /\/(\d+)\s*$/.exec(response.headers.get('content-range') ?? '')?.[1]
+      : response.headers.get('content-length');
+  return value ? Number(value) : undefined;
+}
+
 /** Retry-After in milliseconds (seconds or an HTTP date), if present. */
 export function retryAfterMs(response: Response): number | undefined {
   return parseRetryAfter(response.headers.get('retry-after'));

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ModelFolder } from '../config/folders.js';
 import { TransientError, UserError } from '../lib/errors.js';
-import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError, retryAfterMs } from '../lib/http.js';
+import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError, probedSize, retryAfterMs } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
 import type { StoredModelSpec } from '../jobs.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
@@ -141,11 +141,7 @@ async function probeDownload(
   await response.body?.cancel();
   const name = filenameFromContentDisposition(response.headers.get('content-disposition'));
   assertLooksLikeModel(response, name ?? final.pathname, `CivitAI model version ${id}`);
-  const total =
-    response.status === 206
-      ? /\/(\d+)\s*$/.exec(response.headers.get('content-range') ?? '')?.[1]
-      : response.headers.get('content-length') ?? undefined;
-  return { name, bytes: total ? Number(total) : undefined };
+  return { name, bytes: probedSize(response) };
 }
 
 function loginRequired(id: string, ctx: SourceContext): UserError {

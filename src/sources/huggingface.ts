@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { TransientError, UserError } from '../lib/errors.js';
-import { fetchFollowing, httpError, retryAfterMs } from '../lib/http.js';
+import { fetchFollowing, httpError, probedSize, retryAfterMs } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
 import type { StoredModelSpec } from '../jobs.js';
 import type { DownloadRequest, ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
@@ -64,15 +64,11 @@ async function resolveFile(repo: Repo, path: string, ctx: SourceContext): Promis
   const commit = hops.map((r) => r.headers.get('x-repo-commit')).find((c) => c && /^[0-9a-f]{40}$/.test(c));
   const etag = linked?.headers.get('x-linked-etag')?.replace(/^W\//, '').replace(/"/g, '').toLowerCase();
   const linkedSize = linked?.headers.get('x-linked-size');
-  const total =
-    linkedSize ??
-    (response.status === 206
-      ? /\/(\d+)\s*$/.exec(response.headers.get('content-range') ?? '')?.[1]
-      : response.headers.get('content-length') ?? undefined);
+  const bytes = linkedSize ? Number(linkedSize) : probedSize(response);
   const sha256 = repo.spec.sha256 ?? (etag && /^[0-9a-f]{64}$/.test(etag) ? etag : undefined);
   return {
     name: nameOf(repo.spec.filename ?? path),
-    ...(total ? { bytes: Number(total) } : {}),
+    ...(bytes !== undefined ? { bytes } : {}),
     ...(sha256 ? { sha256 } : {}),
     // Pinned to the commit that was resolved, so the bytes match the published checksum.
     request: downloadRequest(repo, commit ?? repo.revision, path),

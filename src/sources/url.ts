@@ -1,5 +1,5 @@
 import { UserError } from '../lib/errors.js';
-import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError } from '../lib/http.js';
+import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError, probedSize } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
 import type { StoredModelSpec } from '../jobs.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
@@ -56,16 +56,12 @@ export async function probeUrl(
   if (response.status !== 200 && response.status !== 206) {
     throw httpError(`GET ${new URL(url).origin}${new URL(url).pathname}`, response);
   }
-  const total =
-    response.status === 206
-      ? /\/(\d+)\s*$/.exec(response.headers.get('content-range') ?? '')?.[1]
-      : response.headers.get('content-length') ?? undefined;
   const fromUrl = decodeURIComponent(new URL(finalUrl).pathname.split('/').pop() ?? '');
   const name = filenameFromContentDisposition(response.headers.get('content-disposition')) ?? (fromUrl || undefined);
   assertLooksLikeModel(response, savedName ?? name ?? '', `GET ${new URL(url).origin}${new URL(url).pathname}`);
   return {
     name,
-    bytes: total !== undefined && total !== null ? Number(total) : undefined,
+    bytes: probedSize(response),
     finalUrl,
   };
 }
