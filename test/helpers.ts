@@ -59,14 +59,7 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
 }
 
 /** Whether a process still exists. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isRunning as isAlive } from '../src/lib/pidfile.js';
 
 /** Writes a TOML manifest into a fresh temp folder (or `dir`) and returns its path. */
 export async function writeManifest(text: string, dir?: string): Promise<string> {

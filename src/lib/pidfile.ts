@@ -42,7 +42,8 @@ export class PidFile {
   }
 }
 
-function isRunning(pid: number): boolean {
+/** Whether a process with this pid exists. */
+export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
