@@ -28,6 +28,10 @@ export function socketPath(stateDir: string): string {
 export function connect(target: RedisTarget, purpose: 'worker' | 'api'): Redis {
   const options: RedisOptions =
     purpose === 'worker' ? { maxRetriesPerRequest: null } : { maxRetriesPerRequest: 1, enableOfflineQueue: false };
+  return client(target, options);
+}
+
+function client(target: RedisTarget, options: RedisOptions): Redis {
   return 'path' in target ? new Redis({ path: target.path, ...options }) : new Redis(target.url, options);
 }
 
@@ -109,17 +113,17 @@ export function redisServerArgs(stateDir: string, persistent: boolean): string[]
 async function waitForPing(target: RedisTarget, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const client = 'path' in target ? new Redis({ path: target.path, lazyConnect: true, maxRetriesPerRequest: 0 }) : new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-    client.on('error', () => undefined);
+    const probe = client(target, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    probe.on('error', () => undefined);
     try {
-      await client.connect();
-      await client.ping();
+      await probe.connect();
+      await probe.ping();
       return;
     } catch (err) {
       if (Date.now() > deadline) throw new Error(`redis did not answer within ${timeoutMs / 1000}s: ${(err as Error).message}`);
       await sleep(100);
     } finally {
-      client.disconnect();
+      probe.disconnect();
     }
   }
 }
