@@ -8,9 +8,9 @@ import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/index.js';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '../src/lib/log.js';
 import type { PodStatus } from '../src/board/status.js';
-import { stopOnSignals, up } from '../src/up.js';
+import { stopOnSignals, up } from '../src/runtime/up.js';
 import { startFixtureHub } from '../test/fixtures/hub.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -3,16 +3,16 @@ import { parseArgs } from 'node:util';
 import { startBoard } from './board/server.js';
 import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { parseShortSpec } from './config/model-spec.js';
-import { createLogger, type Logger } from './log.js';
-import { cleanup } from './cleanup.js';
-import { runFileBrowser } from './filebrowser.js';
-import { planModels } from './plan.js';
-import { PodState } from './pod-state.js';
+import { createLogger, type Logger } from './lib/log.js';
+import { cleanup } from './runtime/cleanup.js';
+import { runFileBrowser } from './commands/filebrowser.js';
+import { planModels } from './commands/plan.js';
+import { PodState } from './comfyui/pod-state.js';
 import { produce } from './producer/produce.js';
-import { openQueues } from './queues.js';
-import { EmbeddedRedis, connect, redisTarget } from './redis.js';
-import { runTemplate } from './template.js';
-import { stopOnSignals, up, whenReady } from './up.js';
+import { openQueues } from './queue/queues.js';
+import { EmbeddedRedis, connect, redisTarget } from './runtime/redis.js';
+import { runTemplate } from './commands/template.js';
+import { stopOnSignals, up, whenReady } from './runtime/up.js';
 import { startWorkers } from './workers/index.js';
 
 const USAGE = `usage: phoenix <command>

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFixtureHub, type FixtureHub } from './fixtures/hub.js';
 import { startTestRedis, type TestRedis } from './fixtures/redis.js';
 import { startBoard } from '../src/board/server.js';
-import { PodState } from '../src/pod-state.js';
-import { openQueues } from '../src/queues.js';
+import { PodState } from '../src/comfyui/pod-state.js';
+import { openQueues } from '../src/queue/queues.js';
 import { REPO_ROOT, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from './helpers.js';
 
 const phoenix = (args: string[], env: Record<string, string>) =>

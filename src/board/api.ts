@@ -3,9 +3,9 @@ import type { Config, ConfiguredModel } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
 import { ModelSpec } from '../config/model-spec.js';
 import { NodeSpec, nodeNameFromUrl } from '../config/nodes.js';
-import { QUEUE_NAMES } from '../jobs.js';
+import { QUEUE_NAMES } from '../queue/jobs.js';
 import { enqueueModels, enqueueNode } from '../producer/produce.js';
-import type { Queues } from '../queues.js';
+import type { Queues } from '../queue/queues.js';
 
 /**
  * POST /api/models, POST /api/nodes, GET /api/jobs/:id. Validation lists every problem and

@@ -13,10 +13,10 @@ import {
   type NodeResult,
   type OrganizeResult,
   type QueueName,
-} from '../jobs.js';
-import type { ComfyStatus, Gpu, PodState } from '../pod-state.js';
-import type { Queues } from '../queues.js';
-import { readVersions } from '../versions.js';
+} from '../queue/jobs.js';
+import type { ComfyStatus, Gpu, PodState } from '../comfyui/pod-state.js';
+import type { Queues } from '../queue/queues.js';
+import { readVersions } from './versions.js';
 
 export type ModelState = 'queued' | 'downloading' | 'verifying' | 'ready' | 'failed';
 

@@ -13,7 +13,7 @@ export function readVersions(): Promise<Record<string, string>> {
 let versions: Promise<Record<string, string>> | undefined;
 
 async function loadVersions(): Promise<Record<string, string>> {
-  const root = new URL('../', import.meta.url);
+  const root = new URL('../../', import.meta.url);
   const pkg = JSON.parse(await readFile(new URL('package.json', root), 'utf8').catch(() => '{}')) as { version?: string };
   const out: Record<string, string> = { phoenix: pkg.version ?? 'unknown', node: process.version };
   const conf = await readFile(new URL('config/versions.conf', root), 'utf8').catch(() => '');

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Gpu } from './comfyui/gpu.js';
+import type { Gpu } from './gpu.js';
 
 export type ComfyState = 'waiting' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -12,7 +12,7 @@ export interface ComfyStatus {
   updatedAt: number;
 }
 
-export type { Gpu } from './comfyui/gpu.js';
+export type { Gpu } from './gpu.js';
 
 /**
  * What the workers process knows and the board process shows: ComfyUI's state and the GPUs.

@@ -2,10 +2,10 @@ import type { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import type { Config } from './config/index.js';
-import { UserError } from './lib/errors.js';
-import { pathExists } from './lib/fs.js';
-import type { Logger } from './log.js';
+import type { Config } from '../config/index.js';
+import { UserError } from '../lib/errors.js';
+import { pathExists } from '../lib/fs.js';
+import type { Logger } from '../lib/log.js';
 
 const BINARY = 'filebrowser';
 const STOP_GRACE_MS = 8000;

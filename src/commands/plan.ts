@@ -1,10 +1,10 @@
-import type { ModelFolder } from './config/folders.js';
-import type { Config, ConfiguredModel } from './config/index.js';
-import { modelId } from './config/model-spec.js';
-import { toStoredSpec } from './jobs.js';
-import { errorMessage } from './lib/errors.js';
-import type { Logger } from './log.js';
-import { resolveModel } from './sources/index.js';
+import type { ModelFolder } from '../config/folders.js';
+import type { Config, ConfiguredModel } from '../config/index.js';
+import { modelId } from '../config/model-spec.js';
+import { toStoredSpec } from '../queue/jobs.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { resolveModel } from '../sources/index.js';
 
 /** What `phoenix plan` reports for one configured model. */
 export interface PlannedModel {

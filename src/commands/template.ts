@@ -1,6 +1,6 @@
-import { ConfigError, type Config } from './config/index.js';
-import { TransientError, UserError, errorMessage } from './lib/errors.js';
-import { USER_AGENT } from './lib/http.js';
+import { ConfigError, type Config } from '../config/index.js';
+import { TransientError, UserError, errorMessage } from '../lib/errors.js';
+import { USER_AGENT } from '../lib/http.js';
 
 /** The image `phoenix template` points at unless told otherwise. */
 export const DEFAULT_IMAGE = 'ghcr.io/phoenix-pod/phoenix:latest';

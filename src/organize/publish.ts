@@ -3,7 +3,7 @@ import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import { sha256File } from '../lib/hash.js';
 import { KeyedMutex } from '../lib/serial.js';
-import type { DownloadedFile } from '../jobs.js';
+import type { DownloadedFile } from '../queue/jobs.js';
 import { publishedPath } from './paths.js';
 import type { VerifiedRecord } from './record.js';
 

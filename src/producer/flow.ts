@@ -2,7 +2,7 @@ import type { FlowJob, JobsOptions } from 'bullmq';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import { describeSpec, modelId } from '../config/model-spec.js';
 import type { NodeSpec } from '../config/nodes.js';
-import { JobName, QueueName, jobIds, toStoredSpec, type ModelJobData } from '../jobs.js';
+import { JobName, QueueName, jobIds, toStoredSpec, type ModelJobData } from '../queue/jobs.js';
 
 /**
  * Job options shared by every job. Jobs are kept after they finish: their deterministic ids make

@@ -5,9 +5,9 @@ import type { Redis } from 'ioredis';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import type { NodeSpec } from '../config/nodes.js';
-import { SERVICE_JOB_ID, type QueueName } from '../jobs.js';
-import type { Logger } from '../log.js';
-import type { Queues } from '../queues.js';
+import { SERVICE_JOB_ID, type QueueName } from '../queue/jobs.js';
+import type { Logger } from '../lib/log.js';
+import type { Queues } from '../queue/queues.js';
 import { bootPlan, flowJobIds, flowJobs, modelFlow, nodeJob } from './flow.js';
 
 export interface ProduceOptions {

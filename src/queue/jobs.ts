@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { CivitaiSpec, GdriveSpec, HuggingfaceSpec, UrlSpec, type ModelSpec } from './config/model-spec.js';
-import { NodeSpec } from './config/nodes.js';
-import { shortHash, slug } from './lib/names.js';
+import { CivitaiSpec, GdriveSpec, HuggingfaceSpec, UrlSpec, type ModelSpec } from '../config/model-spec.js';
+import { NodeSpec } from '../config/nodes.js';
+import { shortHash, slug } from '../lib/names.js';
 
 /**
  * The one place that names queues, jobs and their payloads. Producer, workers and board import

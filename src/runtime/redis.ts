@@ -3,9 +3,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Config } from './config/index.js';
-import { PidFile } from './lib/pidfile.js';
-import type { Logger } from './log.js';
+import type { Config } from '../config/index.js';
+import { PidFile } from '../lib/pidfile.js';
+import type { Logger } from '../lib/log.js';
 
 /** Where Redis is: the pod's own unix socket, or REDIS_URL. */
 export type RedisTarget = { path: string } | { url: string };

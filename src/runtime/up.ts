@@ -1,14 +1,14 @@
 import { mkdir } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
-import { startBoard, type RunningBoard } from './board/server.js';
+import { startBoard, type RunningBoard } from '../board/server.js';
 import { cleanup } from './cleanup.js';
-import type { Config } from './config/index.js';
-import type { Logger } from './log.js';
-import { PodState } from './pod-state.js';
-import { produce } from './producer/produce.js';
-import { openQueues, type Queues } from './queues.js';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../lib/log.js';
+import { PodState } from '../comfyui/pod-state.js';
+import { produce } from '../producer/produce.js';
+import { openQueues, type Queues } from '../queue/queues.js';
 import { EmbeddedRedis, connect, redisTarget, type RedisTarget } from './redis.js';
-import { startWorkers, type RunningWorkers } from './workers/index.js';
+import { startWorkers, type RunningWorkers } from '../workers/index.js';
 
 /** Everything `phoenix up` started, stopped in reverse by `stop`. */
 export interface Stack {

@@ -3,7 +3,7 @@ import type { ModelFolder } from '../config/folders.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError, probedSize, retryAfterMs } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
-import type { StoredModelSpec } from '../jobs.js';
+import type { StoredModelSpec } from '../queue/jobs.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 
 type CivitaiSpec = Extract<StoredModelSpec, { source: 'civitai' }>;

@@ -2,7 +2,7 @@ import type { Config } from '../config/index.js';
 import { UserError } from '../lib/errors.js';
 import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
-import type { StoredModelSpec } from '../jobs.js';
+import type { StoredModelSpec } from '../queue/jobs.js';
 import type { ModelSourceClient, ResolvedFile } from './types.js';
 
 type GdriveSpec = Extract<StoredModelSpec, { source: 'gdrive' }>;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { TransientError, UserError } from '../lib/errors.js';
 import { fetchFollowing, httpError, probedSize, retryAfterMs } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
-import type { StoredModelSpec } from '../jobs.js';
+import type { StoredModelSpec } from '../queue/jobs.js';
 import type { DownloadRequest, ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 
 type HuggingfaceSpec = Extract<StoredModelSpec, { source: 'huggingface' }>;

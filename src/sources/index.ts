@@ -1,5 +1,5 @@
 import { UserError } from '../lib/errors.js';
-import type { StoredModelSpec } from '../jobs.js';
+import type { StoredModelSpec } from '../queue/jobs.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 import { civitaiSource } from './civitai.js';
 import { gdriveSource } from './gdrive.js';

@@ -1,7 +1,7 @@
 import type { Config } from '../config/index.js';
 import type { ModelFolder } from '../config/folders.js';
-import type { StoredModelSpec } from '../jobs.js';
-import type { Logger } from '../log.js';
+import type { StoredModelSpec } from '../queue/jobs.js';
+import type { Logger } from '../lib/log.js';
 
 /**
  * How to fetch one file. `headers` may hold secrets: it lives only in the worker's memory and is

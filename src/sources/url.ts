@@ -1,7 +1,7 @@
 import { UserError } from '../lib/errors.js';
 import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError, probedSize } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
-import type { StoredModelSpec } from '../jobs.js';
+import type { StoredModelSpec } from '../queue/jobs.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 
 type UrlSpec = Extract<StoredModelSpec, { source: 'url' }>;

@@ -3,11 +3,11 @@ import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq
 import type { Redis } from 'ioredis';
 import { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
-import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../jobs.js';
+import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
 import { TransientError, UserError } from '../lib/errors.js';
-import { Redactor, type Logger } from '../log.js';
+import { Redactor, type Logger } from '../lib/log.js';
 import { VerifiedRecord } from '../organize/record.js';
-import { PodState } from '../pod-state.js';
+import { PodState } from '../comfyui/pod-state.js';
 import type { Handler, WorkerDeps } from './context.js';
 import { downloadModel } from './download.js';
 import { installCustomNode, installExtraPythonPackages } from './nodes.js';

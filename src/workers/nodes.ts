@@ -1,4 +1,4 @@
-import type { JobName, NodeResult } from '../jobs.js';
+import type { JobName, NodeResult } from '../queue/jobs.js';
 import { installPythonPackages } from '../nodes/pip.js';
 import { installNode } from '../nodes/install.js';
 import { jobLogger, type Handler, type WorkerDeps } from './context.js';

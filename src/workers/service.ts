@@ -1,7 +1,7 @@
 import { writeExtraModelPaths, extraModelPathsArgs } from '../comfyui/extra-model-paths.js';
 import { chooseComfyFlags, supportedComfyFlags } from '../comfyui/flags.js';
 import { detectGpus } from '../comfyui/gpu.js';
-import type { JobName } from '../jobs.js';
+import type { JobName } from '../queue/jobs.js';
 import { jobLogger, type Handler } from './context.js';
 
 export interface ServiceResult {

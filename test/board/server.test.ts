@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBoard, type RunningBoard } from '../../src/board/server.js';
-import { PodState } from '../../src/pod-state.js';
-import { openQueues, type Queues } from '../../src/queues.js';
+import { PodState } from '../../src/comfyui/pod-state.js';
+import { openQueues, type Queues } from '../../src/queue/queues.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
 import { makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
 

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodStatus } from '../../src/board/status.js';
-import { up, type Stack } from '../../src/up.js';
+import { up, type Stack } from '../../src/runtime/up.js';
 import { HUB_TOKENS, startFixtureHub, type FixtureHub } from '../fixtures/hub.js';
 import { sawSecret } from '../fixtures/http-server.js';
 import { eventually, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';

@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodStatus } from '../../src/board/status.js';
-import { up } from '../../src/up.js';
+import { up } from '../../src/runtime/up.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
 import { eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodStatus } from '../../src/board/status.js';
-import { up } from '../../src/up.js';
+import { up } from '../../src/runtime/up.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
 import { eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest } from '../helpers.js';
 

@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { filebrowserDatabase, runFileBrowser } from '../../src/filebrowser.js';
-import { createLogger } from '../../src/log.js';
+import { filebrowserDatabase, runFileBrowser } from '../../src/commands/filebrowser.js';
+import { createLogger } from '../../src/lib/log.js';
 import { REPO_ROOT, eventually, freePort, testConfig } from '../helpers.js';
 
 const STANDIN_DIR = path.join(REPO_ROOT, 'test/fixtures/filebrowser');

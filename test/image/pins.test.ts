@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readVersions } from '../../src/versions.js';
+import { readVersions } from '../../src/board/versions.js';
 import { REPO_ROOT } from '../helpers.js';
 
 const PINS = ['BASE_IMAGE', 'NODE_VERSION', 'COMFYUI_REF', 'FILEBROWSER_VERSION', 'FILEBROWSER_SHA256'];

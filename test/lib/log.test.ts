@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { Redactor, createLogger } from '../../src/log.js';
+import { Redactor, createLogger } from '../../src/lib/log.js';
 
 describe('secret redaction', () => {
   it('replaces secrets wherever they appear, URL-encoded too', () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { DownloadedFile } from '../../src/jobs.js';
+import type { DownloadedFile } from '../../src/queue/jobs.js';
 import { partPath } from '../../src/organize/paths.js';
 
 /** Writes data where the download engine leaves a finished file, and describes it as the engine does. */

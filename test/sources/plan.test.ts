@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelId } from '../../src/config/model-spec.js';
-import { planModels } from '../../src/plan.js';
+import { planModels } from '../../src/commands/plan.js';
 import { startCivitaiFixture, type CivitaiFixture } from '../fixtures/civitai-server.js';
 import { fakeSafetensors, sha256Hex } from '../fixtures/http-server.js';
 import { startHuggingfaceFixture, type HuggingfaceFixture } from '../fixtures/huggingface-server.js';

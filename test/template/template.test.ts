@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/index.js';
 import { UserError } from '../../src/lib/errors.js';
-import { buildTemplate, deployTemplate, runTemplate } from '../../src/template.js';
+import { buildTemplate, deployTemplate, runTemplate } from '../../src/commands/template.js';
 import { sendJson, startFixtureServer, type FixtureServer } from '../fixtures/http-server.js';
 import { testConfig } from '../helpers.js';
 
