@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/lib/log.js';
 import type { PodStatus } from '../src/board/status.js';
-import { stopOnSignals, up } from '../src/runtime/up.js';
+import { stopOnSignals } from '../src/runtime/shutdown.js';
+import { up } from '../src/runtime/up.js';
 import { startFixtureHub } from '../test/fixtures/hub.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,7 +1,6 @@
 import type { ModelFolder } from '../config/folders.js';
 import type { Config, ConfiguredModel } from '../config/index.js';
-import { modelId } from '../config/model-spec.js';
-import { toStoredSpec } from '../queue/jobs.js';
+import { modelId, toStoredSpec } from '../config/model-spec.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { resolveModel } from '../sources/index.js';
@@ -63,4 +62,21 @@ async function planModel(model: ConfiguredModel, config: Config, log: Logger): P
     log.debug({ model: base.id, err }, 'model did not resolve');
     return { ...base, files: [], error: errorMessage(err) };
   }
+}
+
+/** `phoenix plan [--json]`: exit 1 when a model does not resolve. */
+export async function runPlan(config: Config, log: Logger, json: boolean): Promise<number> {
+  const models = await planModels(config, log);
+  if (json) process.stdout.write(`${JSON.stringify({ models, nodes: config.nodes }, null, 2)}\n`);
+  else {
+    for (const m of models) {
+      if (m.error) process.stdout.write(`FAILED  ${m.origin}: ${m.error}\n`);
+      for (const f of m.files) {
+        const size = f.bytes !== undefined ? `${(f.bytes / 2 ** 20).toFixed(1)} MiB` : 'size unknown';
+        process.stdout.write(`model   ${f.category ?? '(folder from header)'}/${f.name}  ${size}  ${f.sha256 ?? 'no published sha256'}  (${m.origin})\n`);
+      }
+    }
+    for (const n of config.nodes) process.stdout.write(`node    custom_nodes/${n.name}  ${n.url}${n.ref ? `@${n.ref}` : ''}\n`);
+  }
+  return models.some((m) => m.error) ? 1 : 0;
 }

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { createManifestFetcher } from '../sources/gdrive.js';
 import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
-import { formatIssues, parseManifest, readManifestText } from './manifest.js';
+import type { ModelFolder } from './folders.js';
+import { createManifestFetcher, formatIssues, parseManifest, readManifestText } from './manifest.js';
 import { ModelSpec, parseShortSpec } from './model-spec.js';
 import { NodeSpec, nodeNameFromUrl, splitNodeUrl } from './nodes.js';
-import type { ModelFolder } from './folders.js';
 
 export { SECRET_VARIABLES } from './env.js';
 export { ConfigError } from './errors.js';

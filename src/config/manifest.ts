@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { normalizeFolder } from './folders.js';
 import { ModelSpec, parseShortSpec, type SpecEndpoints } from './model-spec.js';
 import { NodeSpec } from './nodes.js';
+import { type DriveEndpoints, fetchGoogleDriveText, isGoogleDriveLink } from '../lib/gdrive.js';
+import { fetchFollowing, httpError } from '../lib/http.js';
 
 /** A model from the manifest, remembered with the key a user will recognise in errors. */
 export interface ManifestModel {
@@ -84,6 +86,22 @@ export async function readManifestText(
 ): Promise<string> {
   if (/^https?:\/\//i.test(location)) return fetchText(location);
   return readFile(location, 'utf8');
+}
+
+/**
+ * A `fetchText` for loadConfig: Google Drive share links through the confirm flow, any other
+ * http(s) URL with a plain GET.
+ */
+export function createManifestFetcher(endpoints: DriveEndpoints): (url: string) => Promise<string> {
+  return async (url) => {
+    if (isGoogleDriveLink(url, endpoints)) return fetchGoogleDriveText(url, endpoints, AbortSignal.timeout(60_000));
+    const { response } = await fetchFollowing(url, { signal: AbortSignal.timeout(60_000) });
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw httpError(`GET ${new URL(url).origin}${new URL(url).pathname}`, response);
+    }
+    return response.text();
+  };
 }
 
 export function formatIssues(prefix: string, error: z.ZodError): string[] {

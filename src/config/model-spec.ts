@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { isPlainName, shortHash, slug } from '../lib/names.js';
-import { isGoogleDriveLink, type DriveEndpoints } from '../sources/gdrive.js';
 import { normalizeFolder, type ModelFolder } from './folders.js';
+import { isGoogleDriveLink, type DriveEndpoints } from '../lib/gdrive.js';
+import { isPlainName, shortHash, slug } from '../lib/names.js';
 
 /**
  * One model as a user asks for it, from any entry point (environment, TOML manifest,
@@ -102,6 +102,22 @@ export const ModelSpec = z.preprocess(
 
 export type ModelSpec = z.output<typeof ModelSpec>;
 export type ModelSource = ModelSpec['source'];
+
+/** The model as stored in job data: the spec minus header values (secrets never enter Redis). */
+export const StoredModelSpec = z.discriminatedUnion('source', [
+  CivitaiSpec,
+  HuggingfaceSpec,
+  UrlSpec.omit({ headers: true }).extend({ headerNames: z.array(z.string()).optional() }),
+  GdriveSpec,
+]);
+export type StoredModelSpec = z.output<typeof StoredModelSpec>;
+
+/** Strips secret values from a spec before it is stored as job data. */
+export function toStoredSpec(spec: ModelSpec): StoredModelSpec {
+  if (spec.source !== 'url') return spec;
+  const { headers, ...rest } = spec;
+  return headers ? { ...rest, headerNames: Object.keys(headers) } : rest;
+}
 
 /** Everything that identifies what is downloaded and where it lands; secrets excluded. */
 function identity(spec: ModelSpec): Record<string, unknown> {

@@ -1,8 +1,8 @@
 import type { FlowJob, JobsOptions } from 'bullmq';
 import type { Config, ConfiguredModel } from '../config/index.js';
-import { describeSpec, modelId } from '../config/model-spec.js';
+import { describeSpec, modelId, toStoredSpec } from '../config/model-spec.js';
 import type { NodeSpec } from '../config/nodes.js';
-import { JobName, QueueName, jobIds, toStoredSpec, type ModelJobData } from '../queue/jobs.js';
+import { JobName, QueueName, jobIds, type ModelJobData } from '../queue/jobs.js';
 
 /**
  * Job options shared by every job. Jobs are kept after they finish: their deterministic ids make

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { CivitaiSpec, GdriveSpec, HuggingfaceSpec, UrlSpec, type ModelSpec } from '../config/model-spec.js';
+import { StoredModelSpec } from '../config/model-spec.js';
 import { NodeSpec } from '../config/nodes.js';
+import type { DownloadedFile } from '../download/types.js';
 import { shortHash, slug } from '../lib/names.js';
 
 /**
@@ -24,15 +25,6 @@ export const JobName = {
   StartComfyUI: 'start-comfyui',
 } as const;
 export type JobName = (typeof JobName)[keyof typeof JobName];
-
-/** The model as stored in job data: the spec minus header values (secrets never enter Redis). */
-const StoredModelSpec = z.discriminatedUnion('source', [
-  CivitaiSpec,
-  HuggingfaceSpec,
-  UrlSpec.omit({ headers: true }).extend({ headerNames: z.array(z.string()).optional() }),
-  GdriveSpec,
-]);
-export type StoredModelSpec = z.output<typeof StoredModelSpec>;
 
 export const ModelJobData = z.object({
   /** Deterministic model id (see modelId); also the suffix of its job ids. */
@@ -93,21 +85,6 @@ export interface DownloadResult {
   files: DownloadedFile[];
 }
 
-export interface DownloadedFile {
-  name: string;
-  bytes: number;
-  sha256: string;
-  /** Hidden temp file on the destination's filesystem; absent when already published and verified. */
-  tempPath?: string;
-  /** Already in place and verified on an earlier run. */
-  publishedPath?: string;
-  /** What the source published; the organize gate re-checks against it. */
-  expectedBytes?: number;
-  expectedSha256?: string;
-  /** Folder suggested by the source itself (CivitAI's model type). */
-  sourceCategory?: string;
-}
-
 export interface OrganizeResult {
   files: { name: string; path: string; category: string; bytes: number; sha256: string }[];
 }
@@ -127,10 +104,3 @@ export const jobIds = {
   pythonPackages: (packages: readonly string[]) => `python-packages-${shortHash(packages.join('\n'))}`,
   service: () => SERVICE_JOB_ID,
 };
-
-/** Strips secret values from a spec before it is stored as job data. */
-export function toStoredSpec(spec: ModelSpec): StoredModelSpec {
-  if (spec.source !== 'url') return spec;
-  const { headers, ...rest } = spec;
-  return headers ? { ...rest, headerNames: Object.keys(headers) } : rest;
-}

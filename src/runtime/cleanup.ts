@@ -1,9 +1,9 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
+import { tempDir } from '../download/paths.js';
 import { pathExists } from '../lib/fs.js';
 import type { Logger } from '../lib/log.js';
-import { tempDir } from '../organize/paths.js';
 
 /** Files that remember what a pod fetched, from where, and what was typed into it. */
 const HOME_TRACES = ['.cache/pip', '.cache/huggingface', '.bash_history', '.python_history', '.wget-hsts', '.lesshst'];

@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/index.js';
-import { PidFile } from '../lib/pidfile.js';
 import type { Logger } from '../lib/log.js';
+import { PidFile } from '../lib/pidfile.js';
 
 /** Where Redis is: the pod's own unix socket, or REDIS_URL. */
 export type RedisTarget = { path: string } | { url: string };
@@ -126,4 +126,16 @@ async function waitForPing(target: RedisTarget, timeoutMs = 15_000): Promise<voi
       probe.disconnect();
     }
   }
+}
+
+/** Resolves once the connection is usable (an API connection does not queue commands before). */
+export function whenReady(connection: Redis, timeoutMs = 15_000): Promise<void> {
+  if (connection.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis not ready within ${timeoutMs / 1000}s`)), timeoutMs);
+    connection.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

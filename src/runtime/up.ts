@@ -1,13 +1,13 @@
 import { mkdir } from 'node:fs/promises';
-import type { Redis } from 'ioredis';
-import { startBoard, type RunningBoard } from '../board/server.js';
 import { cleanup } from './cleanup.js';
+import { EmbeddedRedis, connect, redisTarget, whenReady, type RedisTarget } from './redis.js';
+import { SHUTDOWN_DEADLINE_MS } from './shutdown.js';
+import { startBoard, type RunningBoard } from '../board/server.js';
+import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
-import { PodState } from '../comfyui/pod-state.js';
 import { produce } from '../producer/produce.js';
 import { openQueues, type Queues } from '../queue/queues.js';
-import { EmbeddedRedis, connect, redisTarget, type RedisTarget } from './redis.js';
 import { startWorkers, type RunningWorkers } from '../workers/index.js';
 
 /** Everything `phoenix up` started, stopped in reverse by `stop`. */
@@ -15,8 +15,6 @@ export interface Stack {
   board: RunningBoard;
   stop(): Promise<void>;
 }
-
-const SHUTDOWN_DEADLINE_MS = 20_000;
 
 /**
  * `phoenix up`: the pod's whole process tree without supervisord — an embedded Redis (unless
@@ -58,39 +56,4 @@ export async function up(config: Config, log: Logger, options: { prefix?: string
     throw err;
   }
   return { board, stop };
-}
-
-/** Resolves once the connection is usable (an API connection does not queue commands before). */
-export function whenReady(connection: Redis, timeoutMs = 15_000): Promise<void> {
-  if (connection.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis not ready within ${timeoutMs / 1000}s`)), timeoutMs);
-    connection.once('ready', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-/** Runs `stop` on the first SIGTERM/SIGINT; a second signal or the deadline exits at once. */
-export function stopOnSignals(stop: () => Promise<void>, log: Logger): void {
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    setTimeout(() => {
-      log.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown deadline passed; exiting');
-      process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS).unref();
-    stop().then(
-      () => process.exit(0),
-      (err: Error) => {
-        log.error({ err: err.message }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
 }

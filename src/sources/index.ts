@@ -1,12 +1,12 @@
-import { UserError } from '../lib/errors.js';
-import type { StoredModelSpec } from '../queue/jobs.js';
-import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 import { civitaiSource } from './civitai.js';
 import { gdriveSource } from './gdrive.js';
 import { huggingfaceSource } from './huggingface.js';
+import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 import { urlSource } from './url.js';
+import type { StoredModelSpec } from '../config/model-spec.js';
+import { UserError } from '../lib/errors.js';
 
-export type { DownloadRequest, ResolvedFile, SourceContext } from './types.js';
+export type { ResolvedFile, SourceContext } from './types.js';
 
 const CLIENTS: Partial<{ [S in StoredModelSpec['source']]: ModelSourceClient<Extract<StoredModelSpec, { source: S }>> }> = {
   civitai: civitaiSource,

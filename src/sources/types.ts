@@ -1,23 +1,8 @@
-import type { Config } from '../config/index.js';
 import type { ModelFolder } from '../config/folders.js';
-import type { StoredModelSpec } from '../queue/jobs.js';
+import type { Config } from '../config/index.js';
+import type { StoredModelSpec } from '../config/model-spec.js';
+import type { DownloadRequest } from '../download/types.js';
 import type { Logger } from '../lib/log.js';
-
-/**
- * How to fetch one file. `headers` may hold secrets: it lives only in the worker's memory and is
- * sent to `headersOrigin` alone, never across a redirect to another origin.
- */
-export interface DownloadRequest {
-  url: string;
-  headers: Record<string, string>;
-  /** The only origin that may receive `headers`; defaults to the origin of `url`. */
-  headersOrigin?: string;
-  /**
-   * The URL is good for one request (Google Drive's confirmed download link): fetch it in a single
-   * stream; a resume resolves the model again for a fresh URL.
-   */
-  singleRequest?: boolean;
-}
 
 /** One file a model resolves to, known before a byte of it is downloaded. */
 export interface ResolvedFile {

@@ -1,15 +1,16 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
-import { modelId } from '../config/model-spec.js';
+import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 import type { Config } from '../config/index.js';
+import { modelId } from '../config/model-spec.js';
 import { downloadFile } from '../download/engine.js';
-import type { DownloadedFile, DownloadProgress, DownloadResult, JobName, ModelJobData } from '../queue/jobs.js';
+import { partPath, tempDir } from '../download/paths.js';
+import type { DownloadedFile } from '../download/types.js';
 import { UserError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { partPath, tempDir } from '../organize/paths.js';
+import type { DownloadProgress, DownloadResult, JobName, ModelJobData } from '../queue/jobs.js';
 import { resolveModel } from '../sources/index.js';
-import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 
 /**
  * download: resolves the model through its source, then downloads each file into the hidden temp

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { DownloadedFile } from '../../src/queue/jobs.js';
-import { partPath } from '../../src/organize/paths.js';
+import type { DownloadedFile } from '../../src/download/types.js';
+import { partPath } from '../../src/download/paths.js';
 
 /** Writes data where the download engine leaves a finished file, and describes it as the engine does. */
 export async function downloaded(

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/lib/errors.js';
-import { createManifestFetcher, driveFileId, fetchGoogleDriveText } from '../../src/sources/gdrive.js';
+import { createManifestFetcher } from '../../src/config/manifest.js';
+import { driveFileId, fetchGoogleDriveText } from '../../src/lib/gdrive.js';
 import { resolveModel } from '../../src/sources/index.js';
 import { PERMISSION_MESSAGE, QUOTA_MESSAGE, startGdriveFixture, type GdriveFixture } from '../fixtures/gdrive-server.js';
 import { fakeSafetensors, sha256Hex } from '../fixtures/http-server.js';

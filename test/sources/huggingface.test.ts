@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredModelSpec } from '../../src/queue/jobs.js';
+import type { StoredModelSpec } from '../../src/config/model-spec.js';
 import { TransientError, UserError } from '../../src/lib/errors.js';
 import { globToRegExp } from '../../src/sources/huggingface.js';
 import { resolveModel } from '../../src/sources/index.js';

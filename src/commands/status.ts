@@ -1,0 +1,22 @@
+import { callApi } from './api-client.js';
+import type { PodStatus } from '../board/status.js';
+import type { Config } from '../config/index.js';
+
+/** `phoenix status [--json]`: the pod's status from the running board. Returns the exit code. */
+export async function runStatus(config: Config, json: boolean): Promise<number> {
+  const res = await callApi<PodStatus>(config, '/status');
+  if (res.status !== 200) {
+    process.stderr.write(`phoenix status: HTTP ${res.status}: ${JSON.stringify(res.body)}\n`);
+    return 1;
+  }
+  const s = res.body;
+  if (json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+  else {
+    process.stdout.write(`ready: ${s.ready}  ComfyUI: ${s.comfyui.state}\n`);
+    for (const m of s.models) {
+      const pct = m.bytes ? ` ${Math.floor((100 * m.bytesDone) / m.bytes)}%` : '';
+      process.stdout.write(`  ${m.state.padEnd(11)} ${m.name}${pct}${m.error ? `  (${m.error})` : ''}\n`);
+    }
+  }
+  return 0;
+}
