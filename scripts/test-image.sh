@@ -164,7 +164,7 @@ CHECK="board answers 401 without auth"; check test "$(http_code "http://127.0.0.
 CHECK="board answers 200 with auth"; check test "$(http_code -u "admin:$PASSWORD" "http://127.0.0.1:$BOARD_PORT/board/")" = 200
 CHECK="/healthz answers without auth"; check test "$(http_code "http://127.0.0.1:$BOARD_PORT/healthz")" = 200
 CHECK="stand-in ComfyUI answers /system_stats"; check test "$(http_code "http://127.0.0.1:$COMFY_PORT/system_stats")" = 200
-# `phoenix filebrowser` (src/filebrowser.ts) counts only once src/cli.ts dispatches to it.
+# `phoenix filebrowser` (src/commands/filebrowser.ts) counts only once src/cli.ts dispatches to it.
 if grep -q "case 'filebrowser'" "$ROOT/src/cli.ts"; then
   CHECK="FileBrowser answers /health"
   check test "$(curl -fsS --retry 5 --retry-connrefused "http://127.0.0.1:$FB_PORT/health")" = '{"status": "OK"}'
