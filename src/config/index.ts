@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import type { z } from 'zod';
 import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
 import type { ModelFolder } from './folders.js';
 import { createManifestFetcher, formatIssues, parseManifest, readManifestText } from './manifest.js';
-import { ModelSpec, parseShortSpec } from './model-spec.js';
+import { ModelSpec, parseShortSpec, type SpecEndpoints } from './model-spec.js';
 import { NodeSpec, nodeNameFromUrl, splitNodeUrl } from './nodes.js';
 
 export { SECRET_VARIABLES } from './env.js';
@@ -54,14 +55,15 @@ export interface Config {
   secrets: readonly string[];
 }
 
-const CIVITAI_FORCED: Record<string, ModelFolder> = {
-  CIVITAI_CHECKPOINTS_TO_DOWNLOAD: 'checkpoints',
-  CIVITAI_LORAS_TO_DOWNLOAD: 'loras',
-  CIVITAI_VAES_TO_DOWNLOAD: 'vae',
-  CIVITAI_EMBEDDINGS_TO_DOWNLOAD: 'embeddings',
-  CIVITAI_CONTROLNETS_TO_DOWNLOAD: 'controlnet',
-  CIVITAI_UPSCALERS_TO_DOWNLOAD: 'upscale_models',
-};
+/** Variables whose CivitAI versions go to a fixed folder, whatever the model's type says. */
+const CIVITAI_FORCED = [
+  ['CIVITAI_CHECKPOINTS_TO_DOWNLOAD', 'checkpoints'],
+  ['CIVITAI_LORAS_TO_DOWNLOAD', 'loras'],
+  ['CIVITAI_VAES_TO_DOWNLOAD', 'vae'],
+  ['CIVITAI_EMBEDDINGS_TO_DOWNLOAD', 'embeddings'],
+  ['CIVITAI_CONTROLNETS_TO_DOWNLOAD', 'controlnet'],
+  ['CIVITAI_UPSCALERS_TO_DOWNLOAD', 'upscale_models'],
+] as const satisfies readonly (readonly [string, ModelFolder])[];
 
 export interface LoadOptions {
   /** Fetches PROVISION_URL when it is a URL; defaults to a GET that follows Google Drive's confirm flow. */
@@ -74,42 +76,64 @@ export interface LoadOptions {
  */
 export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = {}): Promise<Config> {
   const problems: string[] = [];
-  const folded = foldEnvironment(env, problems);
-  let parsed = EnvSchema.safeParse(folded);
-  if (!parsed.success) {
-    problems.push(...formatIssues('', parsed.error).map((p) => p.replace(/^\./, '')));
-    // Go on without the bad variables (their defaults stand in) so every other problem is found too.
-    const bad = new Set(parsed.error.issues.map((i) => String(i.path[0])));
-    parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(folded).filter(([k]) => !bad.has(k))));
-    if (!parsed.success) throw new ConfigError(problems);
-  }
-  const e = parsed.data;
-
+  const e = parseEnvironment(env, problems);
   const endpoints = {
     civitai: e.CIVITAI_BASE_URL,
     hf: e.HF_ENDPOINT,
     gdrive: e.GDRIVE_BASE_URL,
     gdriveUsercontent: e.GDRIVE_USERCONTENT_URL,
   };
+  const models = environmentModels(e, endpoints, problems);
+  const nodes = environmentNodes(e, problems);
+  if (e.PROVISION_URL) {
+    const manifest = await readManifest(e.PROVISION_URL, options.fetchText ?? createManifestFetcher(endpoints), endpoints, problems);
+    models.push(...manifest.models);
+    nodes.push(...manifest.nodes);
+  }
+  checkNodeNames(nodes, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(assemble(env, e, { endpoints, models, nodes }));
+}
+
+type Env = z.output<typeof EnvSchema>;
+
+/**
+ * The environment through the schema. A variable that fails is reported and left out, so its
+ * default stands in and every other problem is found in the same run.
+ */
+function parseEnvironment(env: NodeJS.ProcessEnv, problems: string[]): Env {
+  const folded = foldEnvironment(env, problems);
+  const parsed = EnvSchema.safeParse(folded);
+  if (parsed.success) return parsed.data;
+  problems.push(...formatIssues('', parsed.error).map((p) => p.replace(/^\./, '')));
+  const bad = new Set(parsed.error.issues.map((i) => String(i.path[0])));
+  const rest = EnvSchema.safeParse(Object.fromEntries(Object.entries(folded).filter(([k]) => !bad.has(k))));
+  if (!rest.success) throw new ConfigError(problems);
+  return rest.data;
+}
+
+/** Models named by CIVITAI_* and HUGGINGFACE_MODELS, each with the variable and index it came from. */
+function environmentModels(e: Env, endpoints: SpecEndpoints, problems: string[]): ConfiguredModel[] {
   const models: ConfiguredModel[] = [];
-  const addModel = (origin: string, raw: Record<string, unknown>): void => {
+  const add = (origin: string, raw: Record<string, unknown>): void => {
     const r = ModelSpec.safeParse(raw);
     if (r.success) models.push({ origin, spec: r.data });
     else problems.push(...formatIssues(origin, r.error));
   };
-
-  e.CIVITAI_MODELS.forEach((id, i) => addModel(`CIVITAI_MODELS[${i}]`, { source: 'civitai', versionId: id }));
-  for (const [variable, folder] of Object.entries(CIVITAI_FORCED)) {
-    (e[variable as keyof typeof e] as string[]).forEach((id, i) =>
-      addModel(`${variable}[${i}]`, { source: 'civitai', versionId: id, category: folder }),
-    );
+  e.CIVITAI_MODELS.forEach((id, i) => add(`CIVITAI_MODELS[${i}]`, { source: 'civitai', versionId: id }));
+  for (const [variable, folder] of CIVITAI_FORCED) {
+    e[variable].forEach((id, i) => add(`${variable}[${i}]`, { source: 'civitai', versionId: id, category: folder }));
   }
   e.HUGGINGFACE_MODELS.forEach((text, i) => {
     const raw = parseShortSpec(text, endpoints);
     if (raw.source === 'unknown') problems.push(`HUGGINGFACE_MODELS[${i}]: "${text}" is not owner/repo[@rev][/path] or a Hugging Face URL`);
-    else addModel(`HUGGINGFACE_MODELS[${i}]`, raw);
+    else add(`HUGGINGFACE_MODELS[${i}]`, raw);
   });
+  return models;
+}
 
+/** Custom nodes named by COMFY_CUSTOM_NODE_GIT_URLS (`url[@ref]`). */
+function environmentNodes(e: Env, problems: string[]): NodeSpec[] {
   const nodes: NodeSpec[] = [];
   e.COMFY_CUSTOM_NODE_GIT_URLS.forEach((text, i) => {
     const { url, ref } = splitNodeUrl(text);
@@ -117,27 +141,48 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     if (r.success) nodes.push(r.data);
     else problems.push(...formatIssues(`COMFY_CUSTOM_NODE_GIT_URLS[${i}]`, r.error));
   });
+  return nodes;
+}
 
-  if (e.PROVISION_URL) {
-    const fetchText = options.fetchText ?? createManifestFetcher(endpoints);
-    try {
-      const text = await readManifestText(e.PROVISION_URL, fetchText);
-      const manifest = parseManifest(text, endpoints, problems);
-      models.push(...manifest.models.map((m) => ({ origin: `manifest ${m.key}`, spec: m.spec })));
-      nodes.push(...manifest.nodes);
-    } catch (err) {
-      problems.push(`PROVISION_URL: cannot read the manifest: ${(err as Error).message}`);
-    }
+/** The models and nodes of the PROVISION_URL manifest; an unreadable one is a problem, not a crash. */
+async function readManifest(
+  location: string,
+  fetchText: (url: string) => Promise<string>,
+  endpoints: SpecEndpoints,
+  problems: string[],
+): Promise<{ models: ConfiguredModel[]; nodes: NodeSpec[] }> {
+  try {
+    const manifest = parseManifest(await readManifestText(location, fetchText), endpoints, problems);
+    return { models: manifest.models.map((m) => ({ origin: `manifest ${m.key}`, spec: m.spec })), nodes: manifest.nodes };
+  } catch (err) {
+    problems.push(`PROVISION_URL: cannot read the manifest: ${(err as Error).message}`);
+    return { models: [], nodes: [] };
   }
+}
 
-  const seenNodes = new Set<string>();
+/** Two repositories cannot share one custom_nodes/ folder. */
+function checkNodeNames(nodes: readonly NodeSpec[], problems: string[]): void {
+  const seen = new Set<string>();
   for (const n of nodes) {
-    if (seenNodes.has(n.name)) problems.push(`custom node "${n.name}": asked for twice (two repositories cannot share custom_nodes/${n.name})`);
-    seenNodes.add(n.name);
+    if (seen.has(n.name)) problems.push(`custom node "${n.name}": asked for twice (two repositories cannot share custom_nodes/${n.name})`);
+    seen.add(n.name);
   }
+}
 
-  if (problems.length > 0) throw new ConfigError(problems);
+/** Secrets: every token, password and header value in force, for redaction and the environment scrub. */
+function collectSecrets(e: Env, passwords: readonly string[], models: readonly ConfiguredModel[]): string[] {
+  const headerSecrets = models.flatMap((m) => (m.spec.source === 'url' && m.spec.headers ? Object.values(m.spec.headers) : []));
+  return [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, ...passwords, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
+    (s): s is string => typeof s === 'string' && s.length >= 4,
+  );
+}
 
+/** The Config object from validated parts; paths resolved, passwords generated where unset. */
+function assemble(
+  env: NodeJS.ProcessEnv,
+  e: Env,
+  parts: { endpoints: Config['endpoints']; models: ConfiguredModel[]; nodes: NodeSpec[] },
+): Config {
   const workspace = path.resolve(e.WORKSPACE);
   const comfyDir = path.resolve(e.COMFYUI_DIR ?? path.join(workspace, 'ComfyUI'));
   const persistentStorage =
@@ -148,12 +193,8 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
         : undefined;
   const password = e.PHOENIX_PASSWORD ?? generatePassword();
   const fbPassword = e.FB_PASSWORD ?? generatePassword();
-  const headerSecrets = models.flatMap((m) => (m.spec.source === 'url' && m.spec.headers ? Object.values(m.spec.headers) : []));
-  const secrets = [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, password, fbPassword, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
-    (s): s is string => typeof s === 'string' && s.length >= 4,
-  );
-
-  return deepFreeze<Config>({
+  const secrets = collectSecrets(e, [password, fbPassword], parts.models);
+  return {
     workspace,
     stateDir: path.join(workspace, '.phoenix'),
     comfyui: {
@@ -171,9 +212,9 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     modelsRoot: persistentStorage ? path.join(persistentStorage, 'models') : path.join(comfyDir, 'models'),
     tokens: { civitai: e.CIVITAI_TOKEN, hf: e.HF_TOKEN },
     runpod: { apiKey: e.RUNPOD_API_KEY, baseUrl: e.RUNPOD_API_BASE_URL },
-    endpoints,
-    models,
-    nodes,
+    endpoints: parts.endpoints,
+    models: parts.models,
+    nodes: parts.nodes,
     extraPythonPackages: splitArgs(e.EXTRA_PYTHON_PACKAGES),
     download: {
       concurrency: e.DOWNLOAD_CONCURRENCY,
@@ -186,7 +227,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     home: e.HOME,
     provisionUrl: e.PROVISION_URL,
     secrets,
-  });
+  };
 }
 
 function splitArgs(text: string): string[] {
@@ -207,7 +248,7 @@ function generatePassword(): string {
   return randomBytes(18).toString('base64url');
 }
 
-function deepFreeze<T>(value: T): T {
+function deepFreeze<T>(value: T): Readonly<T> {
   if (value && typeof value === 'object') {
     for (const v of Object.values(value)) deepFreeze(v);
     Object.freeze(value);
