@@ -27,6 +27,12 @@ fail() { say "FAIL: $*"; exit 1; }
 phase() { say "$1 took $((SECONDS - phase_start))s"; phase_start=$SECONDS; }
 
 [ "$(id -u)" = 0 ] || fail "run as root (buildah with chroot isolation, debootstrap)"
+# One image test at a time on a machine: they share buildah's storage, the tag and the cache.
+exec 9>/tmp/phoenix-image-test.lock
+if ! flock -n 9; then
+  say "another image test is running; waiting for it"
+  flock 9
+fi
 if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null; then
   say "installing buildah and debootstrap"
   apt-get update -qq
