@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Config } from '../config/index.js';
+import { stopChild } from '../lib/child.js';
 import { UserError } from '../lib/errors.js';
 import { pathExists } from '../lib/fs.js';
 import type { Logger } from '../lib/log.js';
@@ -88,13 +89,7 @@ export async function startFileBrowser(config: Config, options: FileBrowserOptio
   const exited = child.then((r) => (typeof r.exitCode === 'number' ? r.exitCode : 1));
   return {
     exited,
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: () => stopChild(child, STOP_GRACE_MS),
   };
 }
 

@@ -5,6 +5,7 @@ import { execa, type ResultPromise } from 'execa';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
+import { stopChild } from '../lib/child.js';
 import { PidFile } from '../lib/pidfile.js';
 
 /** Where Redis is: the pod's own unix socket, or REDIS_URL. */
@@ -85,11 +86,8 @@ export class EmbeddedRedis {
   /** SHUTDOWN (with an AOF rewrite when persistent), then SIGKILL if it lingers. */
   async stop(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await child;
-    clearTimeout(timer);
+    if (!child) return;
+    await stopChild(child, 5000);
     this.child = undefined;
     await this.pidFile.clear();
   }
