@@ -58,7 +58,7 @@ export interface PodStatus {
 
 const ALL_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 
-/** The JSON of GET /status (SPEC §5), built from the queues and the pod state. */
+/** The JSON of GET /status, built from the queues and the pod state. */
 export async function podStatus(config: Config, queues: Queues, pod: PodState): Promise<PodStatus> {
   const [comfy, models, nodes, counts, disk, gpus, versions] = await Promise.all([
     pod.comfy(config.comfyui.port),

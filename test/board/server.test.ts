@@ -59,7 +59,7 @@ describe('board server', () => {
     expect(names).toEqual(['download', 'nodes', 'organize', 'service']);
   });
 
-  it('reports the status shape of SPEC §5', async () => {
+  it('reports the documented /status shape', async () => {
     const s = (await (await fetch(`${board.url}/status`, { headers: auth })).json()) as Record<string, unknown>;
     expect(s).toMatchObject({
       ready: false,
