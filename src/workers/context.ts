@@ -17,8 +17,11 @@ export interface WorkerDeps {
   comfy: ComfyProcess;
 }
 
-/** A processor for one job name, receiving that job's exact payload type. */
-export type Handler<N extends JobName> = (job: Job<JobPayloads[N]>, deps: WorkerDeps) => Promise<unknown>;
+/**
+ * A processor for one job name. `data` is the job's payload as its schema parsed it: handlers read
+ * it, never the raw `job.data` (anyone with Redis access can write that).
+ */
+export type Handler<N extends JobName> = (job: Job<unknown>, data: JobPayloads[N], deps: WorkerDeps) => Promise<unknown>;
 
 /** A child logger bound to one job, as every processor logs. */
 export function jobLogger(deps: WorkerDeps, job: Job): Logger {

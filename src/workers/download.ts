@@ -16,9 +16,8 @@ import { resolveModel } from '../sources/index.js';
  * download: resolves the model through its source, then downloads each file into the hidden temp
  * area, hashing while streaming. A model already verified on disk is not downloaded again.
  */
-export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, deps): Promise<DownloadResult> => {
+export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, data, deps): Promise<DownloadResult> => {
   const { config } = deps;
-  const data: ModelJobData = job.data;
   const log = jobLogger(deps, job).child({ model: data.label });
 
   const verified = await deps.record.validEntries(data.id);
@@ -37,7 +36,7 @@ export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, 
   }
 
   try {
-    return await fetchModel(job, deps, log);
+    return await fetchModel(job, data, deps, log);
   } catch (err) {
     const lastAttempt = err instanceof UserError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     if (lastAttempt) await discardTempFiles(config.modelsRoot, data.id);
@@ -45,9 +44,8 @@ export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, 
   }
 };
 
-async function fetchModel(job: Job<ModelJobData>, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
+async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
   const { config } = deps;
-  const data = job.data;
   await report(job, { phase: 'resolving', bytesDone: 0, bytesPerSecond: 0 });
   const secretHeaders = secretHeadersFor(config, data.id);
   const resolved = await resolveModel(data.spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}) });
