@@ -3,8 +3,8 @@ import type { Config, ConfiguredModel } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
 import { ModelSpec } from '../config/model-spec.js';
 import { NodeSpec, nodeNameFromUrl } from '../config/nodes.js';
-import { QUEUE_NAMES } from '../queue/jobs.js';
 import { enqueueModels, enqueueNode } from '../producer/produce.js';
+import { QUEUE_NAMES } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
 
 /**

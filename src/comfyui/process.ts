@@ -3,8 +3,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { stopChild } from '../lib/child.js';
-import { PidFile } from '../lib/pidfile.js';
 import type { Logger } from '../lib/log.js';
+import { PidFile } from '../lib/pidfile.js';
 import type { ComfyState, ComfyStatus } from './pod-state.js';
 
 export interface ComfyProcessOptions {

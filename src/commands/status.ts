@@ -1,6 +1,6 @@
-import { callApi } from './api-client.js';
 import type { PodStatus } from '../board/status.js';
 import type { Config } from '../config/index.js';
+import { callApi } from './api-client.js';
 
 /** `phoenix status [--json]`: the pod's status from the running board. Returns the exit code. */
 export async function runStatus(config: Config, json: boolean): Promise<number> {

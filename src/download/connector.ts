@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
-import type { DownloadRequest } from './types.js';
 import { UserError } from '../lib/errors.js';
 import { USER_AGENT, secretHeadersFor } from '../lib/http.js';
+import type { DownloadRequest } from './types.js';
 
 export interface OpenedResponse {
   status: number;

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { type FileHandle, mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { TransientError } from '../lib/errors.js';
 import { Connector, type OpenedResponse, parseContentRange } from './connector.js';
 import { discardPartial, ensureFreeSpace } from './disk.js';
 import { OrderedHasher } from './ordered-hasher.js';
@@ -8,7 +9,6 @@ import { type ByteRange, RangeSet } from './ranges.js';
 import { type PartState, readState, statePath, urlIdentity, writeState } from './state.js';
 import { fetchRange, type OpenContext, openRangeRetrying, type TransferContext } from './transfer.js';
 import type { DownloadRequest } from './types.js';
-import { TransientError } from '../lib/errors.js';
 
 export { discardPartial } from './disk.js';
 

@@ -1,11 +1,11 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { publishedPath } from './paths.js';
-import type { VerifiedRecord } from './record.js';
 import type { DownloadedFile } from '../download/types.js';
 import { UserError } from '../lib/errors.js';
 import { sha256File } from '../lib/hash.js';
 import { KeyedMutex } from '../lib/serial.js';
+import { publishedPath } from './paths.js';
+import type { VerifiedRecord } from './record.js';
 
 export interface PublishRequest {
   modelId: string;

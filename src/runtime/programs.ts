@@ -1,6 +1,3 @@
-import { cleanup } from './cleanup.js';
-import { EmbeddedRedis, connect, redisTarget, whenReady } from './redis.js';
-import { stopOnSignals } from './shutdown.js';
 import { startBoard } from '../board/server.js';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
@@ -8,6 +5,9 @@ import type { Logger } from '../lib/log.js';
 import { produce } from '../producer/produce.js';
 import { openQueues } from '../queue/queues.js';
 import { startWorkers } from '../workers/index.js';
+import { cleanup } from './cleanup.js';
+import { EmbeddedRedis, connect, redisTarget, whenReady } from './redis.js';
+import { stopOnSignals } from './shutdown.js';
 
 /**
  * The pod's programs one at a time, as supervisord runs them in the image (`phoenix up` runs them

@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/index.js';
-import type { Logger } from '../lib/log.js';
 import { stopChild } from '../lib/child.js';
+import type { Logger } from '../lib/log.js';
 import { PidFile } from '../lib/pidfile.js';
 
 /** Where Redis is: the pod's own unix socket, or REDIS_URL. */

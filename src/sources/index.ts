@@ -1,9 +1,9 @@
+import type { StoredModelSpec } from '../config/model-spec.js';
 import { civitaiSource } from './civitai.js';
 import { gdriveSource } from './gdrive.js';
 import { huggingfaceSource } from './huggingface.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 import { urlSource } from './url.js';
-import type { StoredModelSpec } from '../config/model-spec.js';
 
 export type { ResolvedFile, SourceContext } from './types.js';
 

@@ -1,10 +1,10 @@
 import type { Job } from 'bullmq';
+import type { PodState } from '../comfyui/pod-state.js';
 import type { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
-import type { JobName, JobPayloads } from '../queue/jobs.js';
 import type { Logger, Redactor } from '../lib/log.js';
 import type { VerifiedRecord } from '../organize/record.js';
-import type { PodState } from '../comfyui/pod-state.js';
+import type { JobName, JobPayloads } from '../queue/jobs.js';
 
 /** What every processor may use; built once per workers process. */
 export interface WorkerDeps {

@@ -1,7 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
-import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 import type { Config } from '../config/index.js';
 import { modelId } from '../config/model-spec.js';
 import { downloadFile } from '../download/engine.js';
@@ -11,6 +10,7 @@ import { UserError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { DownloadProgress, DownloadResult, JobName, ModelJobData } from '../queue/jobs.js';
 import { resolveModel } from '../sources/index.js';
+import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 
 /**
  * download: resolves the model through its source, then downloads each file into the hidden temp

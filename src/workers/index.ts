@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { PodState } from '../comfyui/pod-state.js';
 import { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
-import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { Redactor, type Logger } from '../lib/log.js';
 import { VerifiedRecord } from '../organize/record.js';
-import { PodState } from '../comfyui/pod-state.js';
+import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
 import type { Handler, WorkerDeps } from './context.js';
 import { downloadModel } from './download.js';
 import { installCustomNode, installExtraPythonPackages } from './nodes.js';

@@ -1,6 +1,6 @@
-import type { JobName, NodeResult } from '../queue/jobs.js';
-import { installPythonPackages } from '../nodes/pip.js';
 import { installNode } from '../nodes/install.js';
+import { installPythonPackages } from '../nodes/pip.js';
+import type { JobName, NodeResult } from '../queue/jobs.js';
 import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 
 /** Lines of git/pip/install.py output kept in a job's log. */

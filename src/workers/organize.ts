@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import type { DownloadResult, JobName, OrganizeResult } from '../queue/jobs.js';
 import { chooseCategory } from '../organize/category.js';
 import { publishFile } from '../organize/publish.js';
+import type { DownloadResult, JobName, OrganizeResult } from '../queue/jobs.js';
 import { jobLogger, type Handler } from './context.js';
 
 /**
