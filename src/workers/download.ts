@@ -8,6 +8,7 @@ import { partPath, tempDir } from '../download/paths.js';
 import type { DownloadedFile } from '../download/types.js';
 import { UserError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { findInPlace } from '../organize/in-place.js';
 import type { DownloadProgress, DownloadResult, JobName, ModelJobData } from '../queue/jobs.js';
 import { resolveModel } from '../sources/index.js';
 import { jobLogger, type Handler, type WorkerDeps } from './context.js';
@@ -56,6 +57,21 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
   let before = 0;
   for (const file of resolved) {
     const expectedSha256 = (resolved.length === 1 ? data.spec.sha256 : undefined) ?? file.sha256;
+    const inPlace = await findInPlace({
+      modelsRoot: config.modelsRoot,
+      record: deps.record,
+      modelId: data.id,
+      name: file.name,
+      category: data.spec.category ?? file.category,
+      bytes: file.bytes,
+      sha256: expectedSha256,
+    });
+    if (inPlace) {
+      log.info({ file: file.name, path: inPlace.path }, 'already in place with the published content: not downloaded');
+      before += inPlace.bytes;
+      files.push({ name: file.name, bytes: inPlace.bytes, sha256: inPlace.sha256, publishedPath: inPlace.path });
+      continue;
+    }
     const tempPath = partPath(config.modelsRoot, data.id, file.name);
     log.info({ file: file.name, bytes: file.bytes, sha256: expectedSha256 }, 'downloading');
     const result = await downloadFile({

@@ -61,7 +61,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     config,
     log,
     redactor: new Redactor(config.secrets),
-    record: new VerifiedRecord(config.modelsRoot),
+    record: new VerifiedRecord(config.modelsRoot, log),
     pod,
     comfy,
   };
