@@ -74,6 +74,22 @@ describe('board server', () => {
     expect((s.disk as { freeBytes: number }).freeBytes).toBeGreaterThan(0);
   });
 
+  it('answers a request without a JSON body with 400 naming the problem', async () => {
+    const noBody = await fetch(`${board.url}/api/models`, { method: 'POST', headers: auth });
+    expect(noBody.status).toBe(400);
+    expect(await noBody.json()).toEqual({ error: 'invalid request', problems: ['body: missing; send a JSON object'] });
+    const form = await post('/api/models', 'source=civitai&versionId=1', { ...auth, 'content-type': 'application/x-www-form-urlencoded' });
+    expect(form.status).toBe(400);
+    expect(await form.json()).toEqual({
+      error: 'invalid request',
+      problems: ['body: must be JSON (Content-Type: application/json), not application/x-www-form-urlencoded'],
+    });
+    const emptyJson = await post('/api/nodes', '', auth);
+    expect(emptyJson.status).toBe(400);
+    expect(((await emptyJson.json()) as { problems: string[] }).problems).toEqual(['body: missing; send a JSON object']);
+    expect(await queues.queue.download.count()).toBe(0);
+  });
+
   it('rejects invalid model specs with every problem listed, enqueueing nothing', async () => {
     const res = await post('/api/models', {
       models: [
