@@ -8,6 +8,7 @@ import {
   QUEUE_NAMES,
   jobIds,
   type DownloadProgress,
+  type FileProgress,
   type ModelJobData,
   type NodeJobData,
   type NodeResult,
@@ -19,6 +20,16 @@ import type { Queues } from '../queue/queues.js';
 import { readVersions } from './versions.js';
 
 export type ModelState = 'queued' | 'downloading' | 'verifying' | 'ready' | 'failed';
+
+/** One file of a model: a single-file model has one, a whole repository one per file. */
+export interface FileStatus {
+  name: string;
+  /** Where it is published; null until it is. */
+  path: string | null;
+  bytes: number | null;
+  sha256: string | null;
+  state: ModelState;
+}
 
 export interface ModelStatus {
   id: string;
@@ -34,6 +45,7 @@ export interface ModelStatus {
   sha256: string | null;
   state: ModelState;
   error: string | null;
+  files: FileStatus[];
 }
 
 export interface NodeStatus {
@@ -107,9 +119,10 @@ function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, org
     error = download?.failedReason ?? null;
   }
   const bytes = published ? published.reduce((n, f) => n + f.bytes, 0) : progress.bytes ?? null;
+  const name = published?.map((f) => f.name).join(', ') || progress.name || data.spec.filename || data.label;
   return {
     id: data.id,
-    name: published?.map((f) => f.name).join(', ') || progress.name || data.spec.filename || data.label,
+    name,
     source: data.spec.source,
     origin: data.origin,
     category: published?.[0]?.category ?? data.spec.category ?? null,
@@ -121,7 +134,24 @@ function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, org
     sha256: published?.length === 1 ? published[0]!.sha256 : null,
     state,
     error,
+    files: fileStatuses(published, progress.files, state, name),
   };
+}
+
+/**
+ * The model's files: as published once organized; before that as the download job last reported
+ * them (a file's own state, or the model's failure); before it resolved, one entry for the model.
+ */
+function fileStatuses(published: OrganizeResult['files'] | undefined, reported: FileProgress[] | undefined, state: ModelState, name: string): FileStatus[] {
+  if (published) return published.map((f) => ({ name: f.name, path: f.path, bytes: f.bytes, sha256: f.sha256, state: 'ready' }));
+  if (!reported?.length) return [{ name, path: null, bytes: null, sha256: null, state }];
+  return reported.map((f) => ({
+    name: f.name,
+    path: null,
+    bytes: f.bytes,
+    sha256: f.sha256,
+    state: state === 'failed' ? 'failed' : f.state === 'in-place' ? 'verifying' : f.state,
+  }));
 }
 
 async function nodeStatuses(queues: Queues): Promise<NodeStatus[]> {

@@ -16,7 +16,12 @@ export async function runStatus(config: Config, json: boolean): Promise<number> 
     for (const m of s.models) {
       const pct = m.bytes ? ` ${Math.floor((100 * m.bytesDone) / m.bytes)}%` : '';
       process.stdout.write(`  ${m.state.padEnd(11)} ${m.name}${pct}${m.error ? `  (${m.error})` : ''}\n`);
+      for (const f of m.files) process.stdout.write(`      ${f.state.padEnd(11)} ${f.path ?? f.name}  ${formatSize(f.bytes)}  ${f.sha256 ?? 'sha256 not known yet'}\n`);
     }
   }
   return 0;
+}
+
+function formatSize(bytes: number | null): string {
+  return bytes === null ? 'size unknown' : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

@@ -9,7 +9,7 @@ import type { DownloadedFile } from '../download/types.js';
 import { UserError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { findInPlace } from '../organize/in-place.js';
-import type { DownloadProgress, DownloadResult, JobName, ModelJobData } from '../queue/jobs.js';
+import type { DownloadProgress, DownloadResult, FileProgress, JobName, ModelJobData } from '../queue/jobs.js';
 import { resolveModel } from '../sources/index.js';
 import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 
@@ -53,10 +53,20 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
   const known = resolved.every((f) => f.bytes !== undefined);
   const total = known ? resolved.reduce((n, f) => n + (f.bytes ?? 0), 0) : undefined;
 
+  const expected = resolved.map((file) => (resolved.length === 1 ? data.spec.sha256 : undefined) ?? file.sha256);
+  const progressFiles: FileProgress[] = resolved.map((file, i) => ({
+    name: file.name,
+    bytes: file.bytes ?? null,
+    bytesDone: 0,
+    sha256: expected[i] ?? null,
+    state: 'queued',
+  }));
+  await report(job, { phase: 'downloading', bytesDone: 0, ...(total !== undefined ? { bytes: total } : {}), bytesPerSecond: 0, files: progressFiles });
   const files: DownloadedFile[] = [];
   let before = 0;
-  for (const file of resolved) {
-    const expectedSha256 = (resolved.length === 1 ? data.spec.sha256 : undefined) ?? file.sha256;
+  for (const [i, file] of resolved.entries()) {
+    const expectedSha256 = expected[i];
+    const fileProgress = progressFiles[i]!;
     const inPlace = await findInPlace({
       modelsRoot: config.modelsRoot,
       record: deps.record,
@@ -68,12 +78,14 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
     });
     if (inPlace) {
       log.info({ file: file.name, path: inPlace.path }, 'already in place with the published content: not downloaded');
+      Object.assign(fileProgress, { bytes: inPlace.bytes, bytesDone: inPlace.bytes, sha256: inPlace.sha256, state: 'in-place' });
       before += inPlace.bytes;
       files.push({ name: file.name, bytes: inPlace.bytes, sha256: inPlace.sha256, publishedPath: inPlace.path });
       continue;
     }
     const tempPath = partPath(config.modelsRoot, data.id, file.name);
     log.info({ file: file.name, bytes: file.bytes, sha256: expectedSha256 }, 'downloading');
+    fileProgress.state = 'downloading';
     const result = await downloadFile({
       request: file.request,
       partPath: tempPath,
@@ -84,6 +96,7 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
         : { connections: config.download.connections }),
       stallTimeoutMs: config.download.stallTimeoutMs,
       onProgress: (p) => {
+        fileProgress.bytesDone = p.bytesDone;
         const bytesDone = before + p.bytesDone;
         const remaining = total !== undefined ? total - bytesDone : undefined;
         void report(job, {
@@ -93,10 +106,12 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
           ...(total !== undefined ? { bytes: total } : {}),
           bytesPerSecond: Math.round(p.bytesPerSecond),
           ...(remaining !== undefined && p.bytesPerSecond > 0 ? { etaSeconds: Math.round(remaining / p.bytesPerSecond) } : {}),
+          files: progressFiles,
         });
       },
     });
     before += result.bytes;
+    Object.assign(fileProgress, { bytes: result.bytes, bytesDone: result.bytes, sha256: result.sha256, state: 'verifying' });
     files.push({
       name: file.name,
       bytes: result.bytes,
@@ -107,7 +122,7 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
       ...(file.category ? { sourceCategory: file.category } : {}),
     });
   }
-  await report(job, { phase: 'verifying', bytesDone: before, bytes: before, bytesPerSecond: 0 });
+  await report(job, { phase: 'verifying', bytesDone: before, bytes: before, bytesPerSecond: 0, files: progressFiles });
   log.info({ files: files.map((f) => f.name), bytes: before }, 'downloaded and hashed');
   return { files };
 }

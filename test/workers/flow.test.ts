@@ -225,11 +225,20 @@ url = "${server.url('/dl/lora')}"
       await produce({ config, queues, connection: conn, log: silentLog });
       const ready = await waitReady(config, queues, conn);
       expect(ready.models).toMatchObject([{ name: expect.any(String), state: expect.stringMatching(/^(queued|downloading)$/) }]);
+      // While it downloads, /status lists its file with what the source told so far.
+      const downloading = await eventually(async () => {
+        const s = await podStatus(config, queues, new PodState(conn, queues.prefix));
+        return s.models[0]?.files[0]?.state === 'downloading' ? s.models[0] : undefined;
+      }, 10_000, 'the file downloading');
+      expect(downloading.files).toEqual([{ name: 'slow.safetensors', path: null, bytes: 1536 * 1024, sha256: null, state: 'downloading' }]);
       const done = await eventually(async () => {
         const s = await podStatus(config, queues, new PodState(conn, queues.prefix));
         return s.models[0]?.state === 'ready' ? s : undefined;
       }, 30_000, 'the model after ComfyUI');
       expect(done.comfyui.restarts).toBe(0);
+      expect(done.models[0]!.files).toEqual([
+        { name: 'slow.safetensors', path: expect.stringMatching(/models\/loras\/slow\.safetensors$/), bytes: 1536 * 1024, sha256: cdn.sha256('/slow.safetensors'), state: 'ready' },
+      ]);
     } finally {
       await cdn.close();
     }
