@@ -3,16 +3,21 @@ import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq
 import type { Redis } from 'ioredis';
 import { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
-import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
+import { eventSender } from '../queue/events.js';
+import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type ModelJobData, type OrganizeResult, type QueueName } from '../queue/jobs.js';
+import { openQueues } from '../queue/queues.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { Redactor, type Logger } from '../lib/log.js';
 import { VerifiedRecord } from '../organize/record.js';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Handler, WorkerDeps } from './context.js';
 import { downloadModel } from './download.js';
+import { Notifier } from './events.js';
 import { installCustomNode, installExtraPythonPackages } from './nodes.js';
 import { organizeModel } from './organize.js';
-import { startComfyUI } from './service.js';
+import { NodeReloader } from './reload.js';
+import { startComfyUI, type ServiceResult } from './service.js';
+import { deliverWebhook } from './webhook.js';
 
 /** Every job name has exactly one handler: the compiler checks it, and so does boot. */
 const HANDLERS: { [N in JobName]: Handler<N> } = {
@@ -21,6 +26,7 @@ const HANDLERS: { [N in JobName]: Handler<N> } = {
   [JobName.InstallNode]: installCustomNode,
   [JobName.InstallPythonPackages]: installExtraPythonPackages,
   [JobName.StartComfyUI]: startComfyUI,
+  [JobName.DeliverWebhook]: deliverWebhook,
 };
 
 export interface WorkersOptions {
@@ -31,6 +37,8 @@ export interface WorkersOptions {
   prefix: string;
   /** ComfyUI's restart backoff (tests shorten it). */
   comfyBackoffMs?: number;
+  /** How long the nodes queue stays empty before ComfyUI restarts for new nodes (tests shorten it). */
+  reloadQuietMs?: number;
 }
 
 export interface RunningWorkers {
@@ -45,6 +53,10 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     if (typeof HANDLERS[name] !== 'function') throw new Error(`no handler for job ${name}`);
   }
   const pod = new PodState(connection, prefix);
+  const queues = openQueues(connection, prefix);
+  const redactor = new Redactor(config.secrets);
+  const send = eventSender(config.webhook ? queues.queue.webhooks : undefined, redactor, log);
+  const notifier = config.webhook ? new Notifier(config, queues, pod, send, log) : undefined;
   const comfy = new ComfyProcess({
     python: config.comfyui.python,
     comfyuiDir: config.comfyui.dir,
@@ -52,16 +64,22 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     pidFile: path.join(config.stateDir, 'comfyui.pid'),
     env: config.comfyui.env,
     log: log.child({ component: 'comfyui' }),
-    onStatus: (status) => pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state')),
+    onStatus: async (status) => {
+      await pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state'));
+      notifier?.comfyStatus(status);
+    },
+    onEvent: (event) => notifier?.comfyEvent(event),
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
   });
   const deps: WorkerDeps = {
     config,
     log,
-    redactor: new Redactor(config.secrets),
+    redactor,
     record: new VerifiedRecord(config.modelsRoot),
     pod,
     comfy,
+    reloader: new NodeReloader(comfy, queues.queue.nodes, log, options.reloadQuietMs),
+    send,
   };
 
   const concurrency: Record<QueueName, number> = {
@@ -69,6 +87,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     organize: 2,
     nodes: 2,
     service: 1,
+    webhooks: 4,
   };
   const workers = QUEUE_NAMES.map((queueName) => {
     const opts: WorkerOptions = {
@@ -85,7 +104,9 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
         { queue: queueName, job: job?.id, attempt: job?.attemptsMade, err: err.message },
         final ? 'job failed for good' : 'job failed; will retry',
       );
+      if (final && job && notifier) notifyFailure(notifier, job, err.message);
     });
+    if (notifier) worker.on('completed', (job, result) => notifyCompletion(notifier, job, result));
     return worker;
   });
 
@@ -101,9 +122,23 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
         log.warn({ deadlineMs }, 'active jobs did not finish in time; closing workers forcibly');
         await Promise.all(workers.map((w) => w.close(true)));
       }
+      deps.reloader.stop();
+      notifier?.stop();
       await comfy.stop();
+      await queues.close();
     },
   };
+}
+
+function notifyCompletion(notifier: Notifier, job: Job, result: unknown): void {
+  if (job.name === JobName.OrganizeModel) notifier.modelReady(job as Job<ModelJobData>, result as OrganizeResult);
+  else if (job.name === JobName.InstallNode) notifier.workflowsMayHaveChanged();
+  else if (job.name === JobName.StartComfyUI) notifier.podReady((result as ServiceResult).pid ?? null);
+}
+
+function notifyFailure(notifier: Notifier, job: Job, reason: string): void {
+  if (job.name === JobName.OrganizeModel) notifier.modelFailed(job as Job<ModelJobData>, reason);
+  else if (job.name === JobName.InstallNode) notifier.workflowsMayHaveChanged();
 }
 
 /**
