@@ -76,7 +76,10 @@ export interface BootPlan {
 export function bootPlan(config: Config, priorities: ReadonlyMap<string, number> = new Map()): BootPlan {
   const waitModels = config.comfyui.waitFor === 'all';
   const waitNodes = config.comfyui.waitFor !== 'none';
-  const models = config.models.map((m) => modelFlow(config, m, waitModels, priorities.get(modelId(m.spec))));
+  // Highest priority first: flows that do not wait under the service job are added one by one,
+  // and a worker may take the first before the next is queued.
+  const byPriority = [...config.models].sort((a, b) => (priorities.get(modelId(a.spec)) ?? 0) - (priorities.get(modelId(b.spec)) ?? 0));
+  const models = byPriority.map((m) => modelFlow(config, m, waitModels, priorities.get(modelId(m.spec))));
   const nodes = config.nodes.map((n) => nodeJob(n, waitNodes));
   // Python packages always precede ComfyUI: it imports them at start.
   const python = config.extraPythonPackages.length > 0 ? [pythonPackagesJob(config.extraPythonPackages, true)] : [];
