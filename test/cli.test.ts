@@ -120,7 +120,7 @@ describe('phoenix CLI', () => {
       'diffusion_models/flux1-demo_fp8.safetensors',
       'text_encoders/clip_l.safetensors',
       'text_encoders/t5xxl_fp8_e4m3fn.safetensors',
-      'vae/ae.safetensors',
+      'vae/flux_vae.safetensors',
       'loras/portrait_detail.safetensors',
     ]);
     // The workflow's own pin for the file from the CDN; the others as their sources publish them.

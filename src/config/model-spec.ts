@@ -73,6 +73,9 @@ export const CivitaiSpec = z
     path: ['versionId'],
   });
 
+/** What a whole Hugging Face repository resolves to unless `include` says otherwise: its top-level safetensors. */
+export const HF_DEFAULT_INCLUDE: readonly string[] = ['*.safetensors'];
+
 export const HuggingfaceSpec = z.strictObject({
   source: z.literal('huggingface'),
   repo: RepoId,

@@ -1,7 +1,8 @@
-import { modelId, type ConfiguredModel, type ModelSpec, type SpecEndpoints } from './model-spec.js';
+import { HF_DEFAULT_INCLUDE, modelId, type ConfiguredModel, type ModelSpec, type SpecEndpoints } from './model-spec.js';
 import { describeNode, isRegistryNode, type NodeSpec } from './nodes.js';
 import { modelSpecOf, nodeSpecOf } from './workflow-specs.js';
-import { canonicalFolder } from '../workflows/loaders.js';
+import { globToRegExp } from '../lib/glob.js';
+import { baseName, canonicalFolder } from '../workflows/loaders.js';
 import type { NodeTypeRef, RequiredFile, WorkflowRequirements } from '../workflows/requirements.js';
 
 /**
@@ -32,9 +33,9 @@ export const WORKFLOW_NAME_RULE = 'must be 1–100 letters, digits, spaces, ".",
 /**
  * Collects workflows on top of the models and nodes configured otherwise, so that one file asked
  * for twice is one download and one node pack is one install:
- * - a workflow model with the id of one already asked for (same source, folder and name), or
- *   landing at the same folder and file name, is that model; a sha256 either one pins is kept,
- *   and two pins that differ are a problem;
+ * - a workflow model with the id of one already asked for (same source, folder and name), landing
+ *   at the same folder and file name, or a file of a whole Hugging Face repository already asked
+ *   for, is that model; a sha256 either one pins is kept, and two pins that differ are a problem;
  * - a pack for a folder already taken: the configuration's own node wins; between workflows, the
  *   newer registry release wins, otherwise the first one asked for.
  */
@@ -109,15 +110,30 @@ export class WorkflowCatalog {
 
   private merge(model: ConfiguredModel, where: string, problems: string[], notes: string[]): string {
     const file = staticFile(model.spec);
-    const id = this.models.has(modelId(model.spec)) ? modelId(model.spec) : file ? this.byFile.get(file) : undefined;
+    const own = modelId(model.spec);
+    const id = this.models.has(own) ? own : ((file ? this.byFile.get(file) : undefined) ?? this.repoCovering(model.spec));
     const existing = id ? this.models.get(id) : undefined;
     if (!existing || !id) return this.addModel(model);
     if (model.origin !== existing.origin && !existing.origin.startsWith('workflow ')) notes.push(`${file ?? id} comes from ${existing.origin}`);
+    const wholeRepo = existing.spec.source === 'huggingface' && !existing.spec.file;
     const a = existing.spec.sha256;
-    const b = model.spec.sha256;
+    const b = wholeRepo ? undefined : model.spec.sha256;
     if (a && b && a !== b) problems.push(`${where}: ${model.origin.replace(/^workflow \S+ /, '')} pins sha256 ${b} for ${file ?? id}, but ${existing.origin} pins ${a}`);
     else if (b && !a) this.models.set(id, { ...existing, spec: { ...existing.spec, sha256: b } as ModelSpec });
     return id;
+  }
+
+  /** A whole-repository model already asked for that brings this file: same repo, revision and folder, a path its include matches. */
+  private repoCovering(spec: ModelSpec): string | undefined {
+    if (spec.source !== 'huggingface' || !spec.file || !spec.category || (spec.filename && spec.filename !== baseName(spec.file))) return undefined;
+    const file = spec.file;
+    for (const [id, { spec: repo }] of this.models) {
+      if (repo.source !== 'huggingface' || repo.file || repo.filename || repo.repo !== spec.repo) continue;
+      if ((repo.revision ?? 'main') !== (spec.revision ?? 'main') || !repo.category) continue;
+      if (canonicalFolder(repo.category) !== canonicalFolder(spec.category)) continue;
+      if ((repo.include ?? HF_DEFAULT_INCLUDE).some((glob) => globToRegExp(glob).test(file))) return id;
+    }
+    return undefined;
   }
 
   private mergeNode(spec: NodeSpec, notes: string[]): string {

@@ -47,7 +47,7 @@ describe('POST /api/workflows', () => {
       ['{"nodes": [', 'x', /^body: not valid JSON: /],
       ['{"theme": "dark"}', 'x', /^body: is not a ComfyUI workflow: expected the UI format/],
       [await renderWorkflow(WORKFLOW_FILES.sdxlFacefix), '../etc', /^name: "\.\.\/etc" must be 1–100 letters/],
-      [(await renderWorkflow(WORKFLOW_FILES.fluxDetail, hub.workflowVars)).replace('"directory": "vae"', '"directory": "nowhere"'), 'bad', /model ae\.safetensors: directory "nowhere" is not a ComfyUI model folder$/],
+      [(await renderWorkflow(WORKFLOW_FILES.fluxDetail, hub.workflowVars)).replace('"directory": "vae"', '"directory": "nowhere"'), 'bad', /model flux_vae\.safetensors: directory "nowhere" is not a ComfyUI model folder$/],
     ];
     for (const [body, name, problem] of cases) {
       const res = await post(body, name);

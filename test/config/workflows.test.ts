@@ -38,7 +38,7 @@ describe('a workflow in the configuration', () => {
       { source: 'huggingface', repo: 'Comfy-Org/flux1-demo', file: 'split_files/diffusion_models/flux1-demo_fp8.safetensors', category: 'diffusion_models' },
       { source: 'huggingface', repo: 'comfyanonymous/flux_text_encoders', file: 'clip_l.safetensors', category: 'text_encoders' },
       { source: 'huggingface', repo: 'comfyanonymous/flux_text_encoders', file: 't5xxl_fp8_e4m3fn.safetensors', category: 'text_encoders' },
-      { source: 'url', url: 'http://cdn.test/vae/ae.safetensors', category: 'vae', sha256: VARS.VAE_SHA256 },
+      { source: 'url', url: 'http://cdn.test/vae/flux_vae.safetensors', category: 'vae', sha256: VARS.VAE_SHA256 },
       { source: 'civitai', versionId: '130072', category: 'loras', filename: 'portrait_detail.safetensors' },
     ]);
     expect(c.models[0]!.origin).toBe('workflow flux UNETLoader #38 in subgraph "Text to Image (FLUX.1 demo)"');
@@ -70,7 +70,7 @@ file = "clip_l.safetensors"
 
 [models.vae.ae]
 source = "url"
-url = "http://mirror.test/flux/ae.safetensors"
+url = "http://mirror.test/flux/flux_vae.safetensors"
 
 [workflows.portrait]
 path = "flux.json"
@@ -85,9 +85,21 @@ path = "flux.json"
     const ids = c.models.map((m) => modelId(m.spec));
     expect(c.workflows[0]!.models).toEqual(expect.arrayContaining(ids.slice(0, 2)));
     // The manifest's ae takes the workflow's sha256 pin; the workflow is told where its file comes from.
-    expect(c.models[1]!.spec).toMatchObject({ url: 'http://mirror.test/flux/ae.safetensors', sha256: VARS.VAE_SHA256 });
-    expect(c.workflows[0]!.notes).toContain('vae/ae.safetensors comes from manifest models.vae.ae');
+    expect(c.models[1]!.spec).toMatchObject({ url: 'http://mirror.test/flux/flux_vae.safetensors', sha256: VARS.VAE_SHA256 });
+    expect(c.workflows[0]!.notes).toContain('vae/flux_vae.safetensors comes from manifest models.vae.ae');
     expect(c.nodes.map((n) => n.name)).toEqual(['comfyui-kjnodes', 'ComfyUI-Smart']);
+  });
+
+  it('takes a file a whole Hugging Face repository in the manifest brings as that download', async () => {
+    const manifest = path.join(dir, 'repo.toml');
+    await writeFile(manifest, `[models.text_encoders.flux]\nsource = "huggingface"\nrepo = "comfyanonymous/flux_text_encoders"\n`);
+    const c = await loadConfig({ ...ENDPOINTS, PROVISION_URL: manifest, PROVISION_WORKFLOWS: flux });
+    const repoId = modelId(c.models[0]!.spec);
+    expect(c.models).toHaveLength(4);
+    expect(c.workflows[0]!.models.filter((id) => id === repoId)).toHaveLength(1);
+    expect(c.workflows[0]!.notes).toEqual(
+      expect.arrayContaining(['text_encoders/clip_l.safetensors comes from manifest models.text_encoders.flux', 'text_encoders/t5xxl_fp8_e4m3fn.safetensors comes from manifest models.text_encoders.flux']),
+    );
   });
 
   it('keeps a configured node version over a workflow\'s, and the newer release between workflows', async () => {
@@ -107,10 +119,10 @@ path = "flux.json"
 
   it('reports two different sha256 pins for one file', async () => {
     const pinned = path.join(dir, 'pinned.toml');
-    await writeFile(pinned, `[models.vae.ae]\nsource = "url"\nurl = "http://cdn.test/vae/ae.safetensors"\nsha256 = "${'cd'.repeat(32)}"\n`);
+    await writeFile(pinned, `[models.vae.ae]\nsource = "url"\nurl = "http://cdn.test/vae/flux_vae.safetensors"\nsha256 = "${'cd'.repeat(32)}"\n`);
     const problems = await problemsOf({ ...ENDPOINTS, PROVISION_URL: pinned, PROVISION_WORKFLOWS: flux });
     expect(problems).toEqual([
-      `PROVISION_WORKFLOWS[0] (flux): VAELoader #39 in subgraph "Text to Image (FLUX.1 demo)" pins sha256 ${VARS.VAE_SHA256} for vae/ae.safetensors, but manifest models.vae.ae pins ${'cd'.repeat(32)}`,
+      `PROVISION_WORKFLOWS[0] (flux): VAELoader #39 in subgraph "Text to Image (FLUX.1 demo)" pins sha256 ${VARS.VAE_SHA256} for vae/flux_vae.safetensors, but manifest models.vae.ae pins ${'cd'.repeat(32)}`,
     ]);
   });
 
@@ -126,7 +138,7 @@ path = "flux.json"
       expect.stringMatching(/^PROVISION_WORKFLOWS\[0\] \(.*settings\.json\): is not a ComfyUI workflow: expected the UI format/),
       expect.stringMatching(/^PROVISION_WORKFLOWS\[1\] \(.*broken\.json\): not valid JSON: /),
       expect.stringMatching(/^PROVISION_WORKFLOWS\[2\] \(.*absent\.json\): cannot read the workflow: ENOENT/),
-      'PROVISION_WORKFLOWS[3] (bad-dir): VAELoader #39 in subgraph "Text to Image (FLUX.1 demo)" model ae.safetensors: directory "../../etc" is not a ComfyUI model folder',
+      'PROVISION_WORKFLOWS[3] (bad-dir): VAELoader #39 in subgraph "Text to Image (FLUX.1 demo)" model flux_vae.safetensors: directory "../../etc" is not a ComfyUI model folder',
     ]);
   });
 

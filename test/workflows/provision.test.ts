@@ -49,7 +49,7 @@ describe('provisioning from workflows', () => {
         ['diffusion_models', 'flux1-demo_fp8.safetensors', 'ready'],
         ['text_encoders', 'clip_l.safetensors', 'ready'],
         ['text_encoders', 't5xxl_fp8_e4m3fn.safetensors', 'ready'],
-        ['vae', 'ae.safetensors', 'ready'],
+        ['vae', 'flux_vae.safetensors', 'ready'],
         ['loras', 'portrait_detail.safetensors', 'ready'],
       ]),
     );
@@ -120,7 +120,7 @@ describe('provisioning from workflows', () => {
     const big = path.join(dir, 'big.json');
     const small = path.join(dir, 'small.json');
     await writeFile(big, single('big-upscaler.pth', `${cdnUrl}/upscalers/4x-UltraSharp.pth`, 'upscale_models', 'UpscaleModelLoader'));
-    await writeFile(small, single('ae.safetensors', `${cdnUrl}/vae/ae.safetensors`, 'vae', 'VAELoader'));
+    await writeFile(small, single('flux_vae.safetensors', `${cdnUrl}/vae/flux_vae.safetensors`, 'vae', 'VAELoader'));
     const manifest = path.join(dir, 'extra.toml');
     await writeFile(manifest, `[models.text_encoders.clip]\nsource = "huggingface"\nrepo = "comfyanonymous/flux_text_encoders"\nfile = "clip_l.safetensors"\n`);
     // Slow enough that the small workflow is ready (ComfyUI does not wait here) while the big one downloads.
@@ -139,7 +139,7 @@ describe('provisioning from workflows', () => {
       const started = await Promise.all(
         done.models.map(async (m) => [m.name, (await pod!.queues.queue.download.getJob(jobIds.download(m.id)))!.processedOn!] as const),
       );
-      expect(started.sort((a, b) => a[1] - b[1]).map(([name]) => name)).toEqual(['ae.safetensors', 'big-upscaler.pth', 'clip_l.safetensors']);
+      expect(started.sort((a, b) => a[1] - b[1]).map(([name]) => name)).toEqual(['flux_vae.safetensors', 'big-upscaler.pth', 'clip_l.safetensors']);
       const announced = await eventually(() => {
         const names = receiver.events.filter((e) => e.type === 'workflow.ready').map((e) => (e.body.workflow as { name: string }).name);
         return names.length === 2 ? names : undefined;

@@ -19,7 +19,7 @@ describe('UI-format workflows', () => {
       [`UNETLoader #38 in ${FLUX_SUBGRAPH}`, 'flux1-demo_fp8.safetensors', 'diffusion_models'],
       [`DualCLIPLoader #40 in ${FLUX_SUBGRAPH}`, 'clip_l.safetensors', 'text_encoders'],
       [`DualCLIPLoader #40 in ${FLUX_SUBGRAPH}`, 't5xxl_fp8_e4m3fn.safetensors', 'text_encoders'],
-      [`VAELoader #39 in ${FLUX_SUBGRAPH}`, 'ae.safetensors', 'vae'],
+      [`VAELoader #39 in ${FLUX_SUBGRAPH}`, 'flux_vae.safetensors', 'vae'],
       [`LoraLoaderModelOnly #41 in ${FLUX_SUBGRAPH}`, 'portrait_detail.safetensors', 'loras'],
     ]);
     expect(needs.models[3]).toMatchObject({ hash: 'a'.repeat(64), hashType: 'SHA256' });
@@ -27,7 +27,7 @@ describe('UI-format workflows', () => {
       'diffusion_models/flux1-demo_fp8.safetensors',
       'text_encoders/clip_l.safetensors',
       'text_encoders/t5xxl_fp8_e4m3fn.safetensors',
-      'vae/ae.safetensors',
+      'vae/flux_vae.safetensors',
       'loras/portrait_detail.safetensors',
     ]);
     expect(needs.packs).toEqual([
