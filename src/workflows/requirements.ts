@@ -5,7 +5,7 @@ import { canonicalFolder, loaderFiles, type LoaderFile } from './loaders.js';
 const FRONTEND_ONLY = new Set(['Reroute', 'Note', 'MarkdownNote', 'PrimitiveNode']);
 
 /** ComfyUI itself, as the frontend stamps its own nodes' `cnr_id`. */
-export const COMFY_CORE = 'comfy-core';
+const COMFY_CORE = 'comfy-core';
 
 export interface RequiredModel extends WorkflowModelEntry {
   /** The node that lists it ("UNETLoader #38 in subgraph …"). */
