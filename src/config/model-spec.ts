@@ -161,6 +161,22 @@ function civitaiRefOf(text: string): CivitaiRef | undefined {
   }
 }
 
+/**
+ * The file name a model lands under when that is known without asking its source: `filename`,
+ * else a Hugging Face file's name or a URL's last segment; undefined for CivitAI, Google Drive
+ * and whole repositories. (A URL's server may still name it otherwise.)
+ */
+export function expectedFileName(spec: ModelSpec | StoredModelSpec): string | undefined {
+  if (spec.filename) return spec.filename;
+  if (spec.source === 'huggingface') return spec.file?.split('/').pop();
+  if (spec.source !== 'url') return undefined;
+  try {
+    return decodeURIComponent(new URL(spec.url).pathname.split('/').pop() ?? '') || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Strips secret values from a spec before it is stored as job data. */
 export function toStoredSpec(spec: ModelSpec): StoredModelSpec {
   if (spec.source !== 'url') return spec;

@@ -1,4 +1,4 @@
-import { HF_DEFAULT_INCLUDE, modelId, type ConfiguredModel, type ModelSpec, type SpecEndpoints } from './model-spec.js';
+import { HF_DEFAULT_INCLUDE, expectedFileName, modelId, type ConfiguredModel, type ModelSpec, type SpecEndpoints } from './model-spec.js';
 import { describeNode, isRegistryNode, type NodeSpec } from './nodes.js';
 import { modelSpecOf, nodeSpecOf } from './workflow-specs.js';
 import { globToRegExp } from '../lib/glob.js';
@@ -153,15 +153,8 @@ export class WorkflowCatalog {
 
 /** Where a model lands when that is known without asking its source: `folder/name`. */
 function staticFile(spec: ModelSpec): string | undefined {
-  if (!spec.category) return undefined;
-  const name =
-    spec.filename ??
-    (spec.source === 'huggingface' && spec.file
-      ? spec.file.split('/').pop()
-      : spec.source === 'url'
-        ? decodeURIComponent(new URL(spec.url).pathname.split('/').pop() ?? '')
-        : undefined);
-  return name ? `${canonicalFolder(spec.category)}/${name}` : undefined;
+  const name = expectedFileName(spec);
+  return spec.category && name ? `${canonicalFolder(spec.category)}/${name}` : undefined;
 }
 
 function sameNode(a: NodeSpec, b: NodeSpec): boolean {

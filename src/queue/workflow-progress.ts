@@ -3,6 +3,7 @@ import type { Job } from 'bullmq';
 import { installedNodeTypes } from '../comfyui/object-info.js';
 import type { PodState } from '../comfyui/pod-state.js';
 import type { Config, WorkflowRecord } from '../config/index.js';
+import { expectedFileName } from '../config/model-spec.js';
 import { pathExists } from '../lib/fs.js';
 import { folderAliases } from '../workflows/loaders.js';
 import { FileIndex, findMissing, type MissingItem } from '../workflows/missing.js';
@@ -103,7 +104,7 @@ async function modelFacts(queues: Queues): Promise<Map<string, ModelFact>> {
     jobs.map(async (job) => {
       const state = await job.getState();
       const published = (job.returnvalue as OrganizeResult | null)?.files?.[0];
-      let name = published?.name ?? job.data.spec.filename;
+      let name = published?.name ?? expectedFileName(job.data.spec);
       if (!name) {
         const download = await queues.queue.download.getJob(jobIds.download(job.data.id));
         name = (download?.progress as Partial<DownloadProgress> | undefined)?.name;

@@ -150,8 +150,9 @@ describe('provisioning from workflows', () => {
     }
   });
 
-  it('fails a node the registry cannot provide alone, saying what to do, and still starts ComfyUI', async () => {
-    const text = (await renderWorkflow(WORKFLOW_FILES.fluxDetail, hub.workflowVars)).replace('"ver": "1.1.2"', '"ver": "9.9.9"');
+  it('fails what cannot be provided alone (a pinned file whose bytes differ, registry nodes it lacks), saying what to do', async () => {
+    const wrongPin = '0'.repeat(64);
+    const text = (await renderWorkflow(WORKFLOW_FILES.fluxDetail, { ...hub.workflowVars, VAE_SHA256: wrongPin })).replace('"ver": "1.1.2"', '"ver": "9.9.9"');
     const wf = JSON.parse(text) as { nodes: unknown[] };
     wf.nodes.push(
       { id: 70, type: 'GhostNode', properties: { cnr_id: 'comfyui-ghost', ver: '1.0.0' }, widgets_values: [] },
@@ -159,7 +160,7 @@ describe('provisioning from workflows', () => {
     );
     const file = path.join(dir, 'broken-nodes.json');
     await writeFile(file, JSON.stringify(wf));
-    pod = await startPod(redis.socket, { ...hub.endpoints, PROVISION_WORKFLOWS: file });
+    pod = await startPod(redis.socket, { ...hub.endpoints, ...webhook(), PROVISION_WORKFLOWS: file });
     const s = await pod.until((st) => st.ready && st.nodes.every((n) => n.state === 'installed' || n.state === 'failed'), 'ComfyUI up');
     const byName = Object.fromEntries(s.nodes.map((n) => [n.name, n]));
     expect(byName['comfyui-kjnodes']).toMatchObject({ state: 'failed' });
@@ -168,12 +169,21 @@ describe('provisioning from workflows', () => {
     );
     expect(byName['comfyui-ghost']!.error).toBe('Comfy Registry has no node "comfyui-ghost": check the id (the workflow\'s cnr_id) at https://registry.comfy.org');
     expect(byName['ComfyUI-Smart']).toMatchObject({ state: 'installed', commit: hub.smartCommit });
-    expect(s.models.every((m) => m.state === 'ready')).toBe(true);
+
+    const vae = s.models.find((m) => m.origin.includes('VAELoader'))!;
+    const actual = hub.cdn.sha256('/vae/flux_vae.safetensors');
+    expect(vae).toMatchObject({ state: 'failed', path: null });
+    expect(vae.error).toMatch(new RegExp(`sha256 of .* is ${actual}, expected ${wrongPin}: data discarded`));
+    expect(s.models.filter((m) => m !== vae).every((m) => m.state === 'ready')).toBe(true);
+
     const w = s.workflows[0]!;
     expect(w.ready).toBe(false);
-    expect(w.failed).toEqual(['comfyui-ghost', 'comfyui-kjnodes']);
+    expect(w.failed).toEqual([vae.id, 'comfyui-ghost', 'comfyui-kjnodes']);
     expect(w.missing.map((m) => m.message)).toEqual([
       'LoraLoader #12 needs `detail-slider.safetensors` in loras — add a source (a model with a url in the workflow, the manifest, or CIVITAI_MODELS / HUGGINGFACE_MODELS)',
     ]);
+    const failed = await eventually(() => receiver.events.find((e) => e.type === 'model.failed'), 10_000, 'model.failed');
+    expect(failed.body).toMatchObject({ model: { id: vae.id }, error: expect.stringContaining(`expected ${wrongPin}`) });
+    expect(receiver.events.some((e) => e.type === 'workflow.ready')).toBe(false);
   });
 });
