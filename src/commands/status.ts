@@ -17,6 +17,10 @@ export async function runStatus(config: Config, json: boolean): Promise<number> 
       const pct = m.bytes ? ` ${Math.floor((100 * m.bytesDone) / m.bytes)}%` : '';
       process.stdout.write(`  ${m.state.padEnd(11)} ${m.name}${pct}${m.error ? `  (${m.error})` : ''}\n`);
     }
+    for (const w of s.workflows ?? []) {
+      process.stdout.write(`workflow ${w.name}: ${w.ready ? 'ready' : 'not ready'}\n`);
+      for (const m of w.missing) process.stdout.write(`  missing     ${m.message}\n`);
+    }
   }
   return 0;
 }

@@ -102,8 +102,8 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
   }
   const taken = new Set(workflowSources.map((w) => w.name));
   workflowSources.push(
-    ...sourcesFromLocations(e.PROVISION_WORKFLOWS, (i) => `PROVISION_WORKFLOWS[${i}]`, taken),
-    ...sourcesFromLocations(options.extraWorkflows ?? [], () => '--workflow', taken),
+    ...sourcesFromLocations(e.PROVISION_WORKFLOWS, (i) => `PROVISION_WORKFLOWS[${i}]`, taken, endpoints),
+    ...sourcesFromLocations(options.extraWorkflows ?? [], () => '--workflow', taken, endpoints),
   );
   checkNodeNames(nodes, problems);
   const catalog = new WorkflowCatalog(endpoints, models, nodes);

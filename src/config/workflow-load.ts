@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { readManifestText } from './manifest.js';
+import { driveFileId, isGoogleDriveLink, type DriveEndpoints } from '../lib/gdrive.js';
 import { modelId, type ConfiguredModel, type SpecEndpoints } from './model-spec.js';
 import type { NodeSpec } from './nodes.js';
 import { WORKFLOW_NAME, WORKFLOW_NAME_RULE, WorkflowCatalog, type WorkflowRecord } from './workflows.js';
@@ -16,16 +17,30 @@ export interface WorkflowSource {
 
 /**
  * Workflows listed by location (PROVISION_WORKFLOWS, --workflow): each is named after its file,
- * without `.json`; a name taken twice gets a number.
+ * without `.json` (a Google Drive link, whose URL ends in /view, after its file id); a name taken
+ * twice gets a number.
  */
-export function sourcesFromLocations(locations: readonly string[], origin: (i: number) => string, taken: Set<string>): WorkflowSource[] {
+export function sourcesFromLocations(
+  locations: readonly string[],
+  origin: (i: number) => string,
+  taken: Set<string>,
+  drive: DriveEndpoints,
+): WorkflowSource[] {
   return locations.map((location, i) => {
-    const base = fileStem(location);
+    const base = isGoogleDriveLink(location, drive) ? driveName(location) : fileStem(location);
     let name = base;
     for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
     taken.add(name);
     return { name, origin: origin(i), location };
   });
+}
+
+function driveName(link: string): string {
+  try {
+    return `drive-${driveFileId(link)}`.slice(0, 100);
+  } catch {
+    return 'workflow';
+  }
 }
 
 function fileStem(location: string): string {

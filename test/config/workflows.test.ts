@@ -4,6 +4,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { modelId } from '../../src/config/model-spec.js';
+import { startGdriveFixture } from '../fixtures/gdrive-server.js';
+import { startStaticServer } from '../fixtures/static-server.js';
 import { renderWorkflow, writeWorkflow, WORKFLOW_FILES } from '../fixtures/workflows.js';
 
 const ENDPOINTS = {
@@ -57,6 +59,27 @@ describe('a workflow in the configuration', () => {
         unknownTypes: [],
       }),
     ]);
+  });
+
+  it('reads workflows from http(s) URLs and Google Drive share links', async () => {
+    const text = await renderWorkflow(WORKFLOW_FILES.fluxDetail, VARS);
+    const web = await startStaticServer({ '/shared/portrait.json': { body: Buffer.from(text) } });
+    const drive = await startGdriveFixture({ files: [{ id: '1WorkflowOnDrive_x', name: 'sdxl.json', content: Buffer.from(await renderWorkflow(WORKFLOW_FILES.sdxlFacefix)) }] });
+    try {
+      const c = await loadConfig({
+        ...ENDPOINTS,
+        GDRIVE_BASE_URL: drive.url,
+        GDRIVE_USERCONTENT_URL: drive.usercontentUrl,
+        PROVISION_WORKFLOWS: `${web.url('/shared/portrait.json')},${drive.shareLink('1WorkflowOnDrive_x')}`,
+      });
+      expect(c.workflows.map((w) => [w.name, w.origin, w.format])).toEqual([
+        ['portrait', 'PROVISION_WORKFLOWS[0]', 'ui'],
+        ['drive-1WorkflowOnDrive_x', 'PROVISION_WORKFLOWS[1]', 'api'],
+      ]);
+      expect(c.workflows[1]!.files.map((f) => f.file)).toContain('film_grain.safetensors');
+    } finally {
+      await Promise.all([web.close(), drive.close()]);
+    }
   });
 
   it('makes a file the manifest or another workflow also asks for one download', async () => {
