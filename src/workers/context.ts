@@ -5,7 +5,6 @@ import type { JobName, JobPayloads } from '../queue/jobs.js';
 import type { Logger, Redactor } from '../lib/log.js';
 import type { VerifiedRecord } from '../organize/record.js';
 import type { PodState } from '../comfyui/pod-state.js';
-import type { SendEvent } from '../queue/events.js';
 import type { NodeReloader } from './reload.js';
 
 /** What every processor may use; built once per workers process. */
@@ -19,8 +18,6 @@ export interface WorkerDeps {
   comfy: ComfyProcess;
   /** Restarts ComfyUI once for custom nodes that arrive after it started. */
   reloader: NodeReloader;
-  /** Webhook events (a no-op without PHOENIX_WEBHOOK_URL). */
-  send: SendEvent;
 }
 
 /** A processor for one job name, receiving that job's exact payload type. */

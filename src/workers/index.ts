@@ -55,8 +55,8 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
   const pod = new PodState(connection, prefix);
   const queues = openQueues(connection, prefix);
   const redactor = new Redactor(config.secrets);
-  const send = eventSender(config.webhook ? queues.queue.webhooks : undefined, redactor, log);
-  const notifier = config.webhook ? new Notifier(config, queues, pod, send, log) : undefined;
+  // Events are only worth gathering when there is a webhook to tell.
+  const notifier = config.webhook ? new Notifier(config, queues, pod, eventSender(queues.queue.webhooks, redactor, log), log) : undefined;
   const comfy = new ComfyProcess({
     python: config.comfyui.python,
     comfyuiDir: config.comfyui.dir,
@@ -79,7 +79,6 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     pod,
     comfy,
     reloader: new NodeReloader(comfy, queues.queue.nodes, log, options.reloadQuietMs),
-    send,
   };
 
   const concurrency: Record<QueueName, number> = {
