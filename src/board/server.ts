@@ -49,7 +49,7 @@ export function createApp(options: BoardOptions): express.Express {
   app.get('/status', async (_req, res) => {
     res.json(await podStatus(config, queues, pod));
   });
-  app.use('/api', apiRouter(config, queues));
+  app.use('/api', apiRouter(config, queues, pod, log));
 
   const onError: ErrorRequestHandler = (err: Error & { status?: number; type?: string }, _req, res, _next) => {
     if (err.type === 'entity.parse.failed') {
