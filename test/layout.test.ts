@@ -10,6 +10,7 @@ const LAYERS = [
   ['download', 'nodes', 'comfyui'],
   ['organize', 'sources'],
   ['queue'],
+  ['privacy'],
   ['producer', 'workers'],
   ['board'],
   ['runtime'],

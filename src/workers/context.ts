@@ -15,6 +15,8 @@ export interface WorkerDeps {
   record: VerifiedRecord;
   pod: PodState;
   comfy: ComfyProcess;
+  /** The environment of ComfyUI, git, pip and install.py: config.comfyui.env plus privacy's proxy. */
+  comfyEnv: Readonly<Record<string, string>>;
 }
 
 /**

@@ -33,6 +33,8 @@ export interface WorkersOptions {
   prefix: string;
   /** ComfyUI's restart backoff (tests shorten it). */
   comfyBackoffMs?: number;
+  /** ComfyUI's environment with privacy's proxy (startPrivacy); config.comfyui.env when absent. */
+  comfyEnv?: Readonly<Record<string, string>>;
 }
 
 export interface RunningWorkers {
@@ -47,12 +49,13 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     if (typeof HANDLERS[name] !== 'function') throw new Error(`no handler for job ${name}`);
   }
   const pod = new PodState(connection, prefix);
+  const comfyEnv = options.comfyEnv ?? config.comfyui.env;
   const comfy = new ComfyProcess({
     python: config.comfyui.python,
     comfyuiDir: config.comfyui.dir,
     port: config.comfyui.port,
     pidFile: path.join(config.stateDir, 'comfyui.pid'),
-    env: config.comfyui.env,
+    env: comfyEnv,
     log: log.child({ component: 'comfyui' }),
     onStatus: (status) => pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state')),
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
@@ -64,6 +67,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     record: new VerifiedRecord(config.modelsRoot, log),
     pod,
     comfy,
+    comfyEnv,
   };
 
   const concurrency: Record<QueueName, number> = {

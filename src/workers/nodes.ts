@@ -14,7 +14,7 @@ export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job
     node,
     comfyuiDir: deps.config.comfyui.dir,
     python: deps.config.comfyui.python,
-    env: deps.config.comfyui.env,
+    env: deps.comfyEnv,
     onOutput: logLine,
   });
   log.info({ commit: installed.commit, path: installed.path }, 'custom node installed');
@@ -26,7 +26,7 @@ export const installExtraPythonPackages: Handler<typeof JobName.InstallPythonPac
   await installPythonPackages({
     packages,
     python: deps.config.comfyui.python,
-    env: deps.config.comfyui.env,
+    env: deps.comfyEnv,
     onOutput: jobLogWriter(job, deps),
   });
   jobLogger(deps, job).info({ packages }, 'python packages installed');
