@@ -24,7 +24,11 @@ export interface EgressProxyOptions {
   port?: number;
 }
 
-/** A connection's request being served, recorded when the next one starts or the connection closes. */
+/**
+ * A connection's request being served, recorded when the next request on it starts or it closes.
+ * Its bytes are the client socket's since the previous request's record (the first one's from
+ * zero, so the request itself counts).
+ */
 interface Pending {
   record: Omit<ConnectionRecord, 'bytesSent' | 'bytesReceived' | 'durationMs'>;
   readAtStart: number;
@@ -35,6 +39,8 @@ export class EgressProxy {
   private readonly server: Server;
   private readonly users = new WeakMap<Socket, Promise<string>>();
   private readonly pending = new Map<number, Pending>();
+  /** Client socket bytes already counted in an earlier record of the same connection. */
+  private readonly counted = new WeakMap<Socket, { read: number; written: number }>();
   private readonly names = new UserNames();
 
   constructor(private readonly options: EgressProxyOptions) {
@@ -90,13 +96,17 @@ export class EgressProxy {
       rule: decision.rule,
     } as const;
     const previous = this.pending.get(opts.connectionId);
-    if (previous) await this.finish(opts.connectionId, previous, socket.bytesRead, socket.bytesWritten);
+    if (previous) {
+      this.counted.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
+      await this.finish(opts.connectionId, previous, socket.bytesRead, socket.bytesWritten);
+    }
     if (!decision.allowed) {
       await this.save({ ...record, bytesSent: 0, bytesReceived: 0, durationMs: 0 });
       this.options.log.info({ host: opts.hostname, port: opts.port, user, rule: decision.rule }, 'privacy: connection blocked');
       throw new RequestError(`Blocked by Phoenix privacy: ${opts.hostname} (${decision.rule})\n`, 403);
     }
-    this.pending.set(opts.connectionId, { record, readAtStart: socket.bytesRead, writtenAtStart: socket.bytesWritten });
+    const start = this.counted.get(socket) ?? { read: 0, written: 0 };
+    this.pending.set(opts.connectionId, { record, readAtStart: start.read, writtenAtStart: start.written });
     return undefined;
   }
 
