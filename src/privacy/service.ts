@@ -46,7 +46,7 @@ export async function startPrivacy(options: PrivacyServiceOptions): Promise<Runn
   const url = await proxy.start();
   const firewall = config.privacy.monitoringOnly ? undefined : await firewallFor(config.comfyui.user, options.firewallMarker);
   const report: EnforcementReport = {
-    ...describe(config, firewall),
+    ...enforcementOf(config, firewall),
     proxy: url,
     user: config.comfyui.user ?? null,
     updatedAt: Date.now(),
@@ -96,7 +96,7 @@ async function firewallFor(user: string | undefined, marker: string | undefined)
   return ensureFirewall({ user, uid, ...(marker ? { markerPath: marker } : {}) });
 }
 
-function describe(config: Config, firewall: FirewallState | undefined): Pick<EnforcementReport, 'enforcement' | 'reason'> {
+function enforcementOf(config: Config, firewall: FirewallState | undefined): Pick<EnforcementReport, 'enforcement' | 'reason'> {
   if (config.privacy.monitoringOnly) return { enforcement: 'none', reason: 'MONITORING_ONLY: connections are recorded, nothing is blocked' };
   if (firewall?.enforced) {
     return { enforcement: 'firewall', reason: `firewall rules send every connection of ${config.comfyui.user} through the proxy` };
