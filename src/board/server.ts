@@ -6,9 +6,12 @@ import express, { type ErrorRequestHandler } from 'express';
 import type { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
+import { PrivacyStore } from '../privacy/store.js';
 import type { Queues } from '../queue/queues.js';
 import { apiRouter } from './api.js';
 import { basicAuth } from './auth.js';
+import { privacyPage } from './privacy-page.js';
+import { privacyRouter } from './privacy.js';
 import { podStatus } from './status.js';
 
 export interface BoardOptions {
@@ -41,7 +44,7 @@ export function createApp(options: BoardOptions): express.Express {
   createBullBoard({
     queues: Object.values(queues.queue).map((q) => new BullMQAdapter(q)),
     serverAdapter: board,
-    options: { uiConfig: { boardTitle: 'Phoenix' } },
+    options: { uiConfig: { boardTitle: 'Phoenix', miscLinks: [{ text: 'Privacy', url: '/privacy' }] } },
   });
   app.use('/board', board.getRouter());
   app.get('/', (_req, res) => res.redirect('/board/'));
@@ -49,6 +52,11 @@ export function createApp(options: BoardOptions): express.Express {
   app.get('/status', async (_req, res) => {
     res.json(await podStatus(config, queues, pod));
   });
+  const privacy = new PrivacyStore(queues, config);
+  app.get('/privacy', async (_req, res) => {
+    res.type('html').send(await privacyPage(config, privacy));
+  });
+  app.use('/api/privacy', privacyRouter(config, privacy));
   app.use('/api', apiRouter(config, queues, pod, log));
 
   const onError: ErrorRequestHandler = (err: Error & { status?: number; type?: string }, _req, res, _next) => {
