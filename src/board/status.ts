@@ -34,6 +34,10 @@ export interface ModelStatus {
   sha256: string | null;
   state: ModelState;
   error: string | null;
+  /** Another pod of the fleet fetches this model (or its file) right now; bytes are its progress. */
+  waitingFor: string | null;
+  /** While downloading: from the file's origin or from the model mirror. */
+  from: 'origin' | 'mirror' | null;
 }
 
 export interface NodeStatus {
@@ -121,6 +125,8 @@ function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, org
     sha256: published?.length === 1 ? published[0]!.sha256 : null,
     state,
     error,
+    waitingFor: state === 'downloading' && progress.phase === 'waiting' ? progress.waitingFor ?? null : null,
+    from: state === 'downloading' && progress.phase === 'downloading' ? progress.from ?? null : null,
   };
 }
 

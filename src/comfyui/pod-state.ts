@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis-client.js';
 import type { Gpu } from './gpu.js';
 
 export type ComfyState = 'waiting' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
@@ -20,7 +20,7 @@ export type { Gpu } from './gpu.js';
  */
 export class PodState {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

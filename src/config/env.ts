@@ -12,6 +12,10 @@ export const SECRET_VARIABLES = [
   'FILEBROWSER_PASSWORD',
   'RUNPOD_API_KEY',
   'REDIS_URL',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'METRICS_TOKEN',
 ] as const;
 
 const bool = z
@@ -37,6 +41,9 @@ const urlVar = z
   .string()
   .regex(/^https?:\/\/[^\s]+$/i, 'must be an http(s) URL')
   .transform((u) => u.replace(/\/+$/, ''));
+
+/** A pod id: it names the pod's queues, its Redis keys and its entry in the fleet registry. */
+export const POD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /** The environment, after aliases and `<NAME>_FILE` secrets are folded in. */
 export const EnvSchema = z.object({
@@ -81,6 +88,20 @@ export const EnvSchema = z.object({
   HOME: z.string().min(1).optional(),
   DEBUG_MODE: bool.default(false),
   PARANOID_MODE: bool.default(false),
+  // Fleet: one shared Redis (or Redis Cluster) and one S3-compatible model mirror for many pods.
+  REDIS_CLUSTER: z.string().optional(),
+  PHOENIX_POD_ID: z.string().regex(POD_ID, 'must be 1-63 letters, digits, dots, dashes or underscores').optional(),
+  RUNPOD_POD_ID: z.string().min(1).optional(),
+  HOSTNAME: z.string().min(1).optional(),
+  PHOENIX_POD_LABELS: z.string().optional(),
+  PHOENIX_FLEET: bool.default(false),
+  MODEL_MIRROR: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?$/, 'must be s3://bucket[/prefix]').optional(),
+  MODEL_MIRROR_ENDPOINT: urlVar.optional(),
+  AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  AWS_SESSION_TOKEN: z.string().min(1).optional(),
+  AWS_REGION: z.string().regex(/^[a-z0-9-]+$/, 'must be a region name such as us-east-1 or auto').default('us-east-1'),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 /** Older templates' names, folded into the canonical variable when that one is unset. */
@@ -91,7 +112,16 @@ const ALIASES: Record<string, string> = {
   MODELS_MANIFEST: 'PROVISION_URL',
 };
 
-const FILE_SECRETS = ['CIVITAI_TOKEN', 'HF_TOKEN', 'PHOENIX_PASSWORD', 'FB_PASSWORD'];
+const FILE_SECRETS = [
+  'CIVITAI_TOKEN',
+  'HF_TOKEN',
+  'PHOENIX_PASSWORD',
+  'FB_PASSWORD',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'METRICS_TOKEN',
+];
 
 /** Applies aliases and `<NAME>_FILE`; keeps only non-empty values so defaults apply to blanks. */
 export function foldEnvironment(env: NodeJS.ProcessEnv, problems: string[]): Record<string, string> {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
+import { fleetConfig, mirrorConfig, redisCluster, type FleetConfig, type MirrorConfig, type RedisNode } from './fleet.js';
 import type { ModelFolder } from './folders.js';
 import { createManifestFetcher, formatIssues, parseManifest, readManifestText } from './manifest.js';
 import { ModelSpec, parseShortSpec, type SpecEndpoints } from './model-spec.js';
@@ -10,6 +11,7 @@ import { NodeSpec, nodeNameFromUrl, splitNodeUrl } from './nodes.js';
 
 export { SECRET_VARIABLES } from './env.js';
 export { ConfigError } from './errors.js';
+export type { FleetConfig, MirrorConfig, RedisNode } from './fleet.js';
 
 /** A model to provision, with the origin a user will recognise in messages. */
 export interface ConfiguredModel {
@@ -34,6 +36,14 @@ export interface Config {
   server: { port: number; username: string; password: string; passwordGenerated: boolean };
   filebrowser: { port: number; username: string; password: string; passwordGenerated: boolean };
   redisUrl: string | undefined;
+  /** Nodes of a Redis Cluster (REDIS_CLUSTER); REDIS_URL then gives only the password and TLS. */
+  redisCluster: readonly RedisNode[] | undefined;
+  /** This pod's id, labels and place in a fleet (one Redis and one mirror for many pods). */
+  fleet: FleetConfig;
+  /** The S3-compatible model mirror, or undefined. */
+  mirror: MirrorConfig | undefined;
+  /** Bearer token for GET /metrics besides the board's login. */
+  metricsToken: string | undefined;
   /** Persistent model storage, or undefined when models live in the ComfyUI checkout. */
   persistentStorage: string | undefined;
   /** Root of the model folders (`<root>/checkpoints`, `<root>/loras`, …). */
@@ -85,6 +95,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
   };
   const models = environmentModels(e, endpoints, problems);
   const nodes = environmentNodes(e, problems);
+  const fleet = { fleet: fleetConfig(e, problems), mirror: mirrorConfig(e, problems), redisCluster: redisCluster(e, problems) };
   if (e.PROVISION_URL) {
     const manifest = await readManifest(e.PROVISION_URL, options.fetchText ?? createManifestFetcher(endpoints), endpoints, problems);
     models.push(...manifest.models);
@@ -92,7 +103,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
   }
   checkNodeNames(nodes, problems);
   if (problems.length > 0) throw new ConfigError(problems);
-  return deepFreeze(assemble(env, e, { endpoints, models, nodes }));
+  return deepFreeze(assemble(env, e, { endpoints, models, nodes, ...fleet }));
 }
 
 type Env = z.output<typeof EnvSchema>;
@@ -172,7 +183,8 @@ function checkNodeNames(nodes: readonly NodeSpec[], problems: string[]): void {
 /** Secrets: every token, password and header value in force, for redaction and the environment scrub. */
 function collectSecrets(e: Env, passwords: readonly string[], models: readonly ConfiguredModel[]): string[] {
   const headerSecrets = models.flatMap((m) => (m.spec.source === 'url' && m.spec.headers ? Object.values(m.spec.headers) : []));
-  return [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, ...passwords, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
+  const fleetSecrets = [e.AWS_ACCESS_KEY_ID, e.AWS_SECRET_ACCESS_KEY, e.AWS_SESSION_TOKEN, e.METRICS_TOKEN];
+  return [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, ...passwords, ...headerSecrets, ...fleetSecrets, ...redisPassword(e.REDIS_URL)].filter(
     (s): s is string => typeof s === 'string' && s.length >= 4,
   );
 }
@@ -181,7 +193,14 @@ function collectSecrets(e: Env, passwords: readonly string[], models: readonly C
 function assemble(
   env: NodeJS.ProcessEnv,
   e: Env,
-  parts: { endpoints: Config['endpoints']; models: ConfiguredModel[]; nodes: NodeSpec[] },
+  parts: {
+    endpoints: Config['endpoints'];
+    models: ConfiguredModel[];
+    nodes: NodeSpec[];
+    fleet: FleetConfig;
+    mirror: MirrorConfig | undefined;
+    redisCluster: RedisNode[] | undefined;
+  },
 ): Config {
   const workspace = path.resolve(e.WORKSPACE);
   const comfyDir = path.resolve(e.COMFYUI_DIR ?? path.join(workspace, 'ComfyUI'));
@@ -208,6 +227,10 @@ function assemble(
     server: { port: e.PHOENIX_PORT, username: e.PHOENIX_USERNAME, password, passwordGenerated: !e.PHOENIX_PASSWORD },
     filebrowser: { port: e.FILEBROWSER_PORT, username: e.FB_USERNAME, password: fbPassword, passwordGenerated: !e.FB_PASSWORD },
     redisUrl: e.REDIS_URL,
+    redisCluster: parts.redisCluster,
+    fleet: parts.fleet,
+    mirror: parts.mirror,
+    metricsToken: e.METRICS_TOKEN,
     persistentStorage,
     modelsRoot: persistentStorage ? path.join(persistentStorage, 'models') : path.join(comfyDir, 'models'),
     tokens: { civitai: e.CIVITAI_TOKEN, hf: e.HF_TOKEN },

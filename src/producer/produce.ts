@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FlowJob } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis-client.js';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import type { NodeSpec } from '../config/nodes.js';
@@ -13,7 +13,7 @@ import { bootPlan, flowJobIds, flowJobs, modelFlow, nodeJob } from './flow.js';
 export interface ProduceOptions {
   config: Config;
   queues: Queues;
-  connection: Redis;
+  connection: RedisClient;
   log: Logger;
   /** Whether ComfyUI answers right now (decides "same boot" versus "new boot"). */
   isComfyHealthy?: () => Promise<boolean>;
@@ -105,7 +105,7 @@ async function removeStale(queues: Queues, jobs: readonly { queueName: QueueName
 }
 
 /** A Redis lock so `phoenix produce` and a restarting workers process never enqueue at once. */
-async function withLock<T>(redis: Redis, key: string, fn: () => Promise<T>): Promise<T> {
+async function withLock<T>(redis: RedisClient, key: string, fn: () => Promise<T>): Promise<T> {
   const token = randomUUID();
   const deadline = Date.now() + 120_000;
   while ((await redis.set(key, token, 'PX', 120_000, 'NX')) !== 'OK') {

@@ -5,6 +5,9 @@ import type { JobName, JobPayloads } from '../queue/jobs.js';
 import type { Logger, Redactor } from '../lib/log.js';
 import type { VerifiedRecord } from '../organize/record.js';
 import type { PodState } from '../comfyui/pod-state.js';
+import type { PodCounters } from '../fleet/counters.js';
+import type { Leases } from '../fleet/lease.js';
+import type { ModelMirror } from '../mirror/store.js';
 
 /** What every processor may use; built once per workers process. */
 export interface WorkerDeps {
@@ -15,6 +18,12 @@ export interface WorkerDeps {
   record: VerifiedRecord;
   pod: PodState;
   comfy: ComfyProcess;
+  fleet: {
+    /** Fleet-wide leases (a shared Redis); undefined on the pod's own Redis. */
+    leases: Leases | undefined;
+    mirror: ModelMirror | undefined;
+    counters: PodCounters;
+  };
 }
 
 /** A processor for one job name, receiving that job's exact payload type. */

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis-client.js';
 import { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
 import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
@@ -8,6 +8,9 @@ import { TransientError, UserError } from '../lib/errors.js';
 import { Redactor, type Logger } from '../lib/log.js';
 import { VerifiedRecord } from '../organize/record.js';
 import { PodState } from '../comfyui/pod-state.js';
+import { PodCounters } from '../fleet/counters.js';
+import { Leases } from '../fleet/lease.js';
+import { ModelMirror } from '../mirror/store.js';
 import type { Handler, WorkerDeps } from './context.js';
 import { downloadModel } from './download.js';
 import { installCustomNode, installExtraPythonPackages } from './nodes.js';
@@ -26,11 +29,16 @@ const HANDLERS: { [N in JobName]: Handler<N> } = {
 export interface WorkersOptions {
   config: Config;
   /** A connection with maxRetriesPerRequest: null; the workers duplicate it for blocking reads. */
-  connection: Redis;
+  connection: RedisClient;
   log: Logger;
   prefix: string;
   /** ComfyUI's restart backoff (tests shorten it). */
   comfyBackoffMs?: number;
+  /**
+   * A fail-fast connection (see runtime/redis connect 'api') for the fleet's leases: when the
+   * shared Redis cannot be reached, downloads go on from their origins instead of waiting.
+   */
+  coordination?: RedisClient;
 }
 
 export interface RunningWorkers {
@@ -55,6 +63,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     onStatus: (status) => pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state')),
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
   });
+  const mirror = config.mirror ? new ModelMirror(config.mirror) : undefined;
   const deps: WorkerDeps = {
     config,
     log,
@@ -62,6 +71,11 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     record: new VerifiedRecord(config.modelsRoot),
     pod,
     comfy,
+    fleet: {
+      leases: config.fleet.shared && options.coordination ? new Leases(options.coordination, config.fleet.fleetPrefix, config.fleet.podId) : undefined,
+      mirror,
+      counters: new PodCounters(connection, prefix),
+    },
   };
 
   const concurrency: Record<QueueName, number> = {
@@ -102,6 +116,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
         await Promise.all(workers.map((w) => w.close(true)));
       }
       await comfy.stop();
+      mirror?.close();
     },
   };
 }
