@@ -7,8 +7,8 @@ import { REPO_ROOT } from './helpers.js';
 const LAYERS = [
   ['lib'],
   ['config'],
-  ['download', 'nodes', 'comfyui'],
-  ['organize', 'sources'],
+  ['download', 'nodes', 'comfyui', 'mirror'],
+  ['organize', 'sources', 'fleet'],
   ['queue'],
   ['producer', 'workers'],
   ['board'],

@@ -1,11 +1,11 @@
 import express, { type Router } from 'express';
-import type { Config, ConfiguredModel } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
-import { ModelSpec } from '../config/model-spec.js';
 import { NodeSpec, nodeNameFromUrl } from '../config/nodes.js';
 import { QUEUE_NAMES } from '../queue/jobs.js';
 import { enqueueModels, enqueueNode } from '../producer/produce.js';
 import type { Queues } from '../queue/queues.js';
+import { isObject, parseModels } from './model-input.js';
 
 /**
  * POST /api/models, POST /api/nodes, GET /api/jobs/:id. Validation lists every problem and
@@ -16,24 +16,7 @@ export function apiRouter(config: Config, queues: Queues): Router {
   router.use(express.json({ limit: '256kb' }));
 
   router.post('/models', async (req, res) => {
-    const body: unknown = req.body;
-    const list = isObject(body) && Array.isArray(body.models) ? (body.models as unknown[]) : [body];
-    if (list.length === 0) {
-      res.status(400).json({ error: 'invalid request', problems: ['models: must list at least one model'] });
-      return;
-    }
-    const problems: string[] = [];
-    const models: ConfiguredModel[] = [];
-    list.forEach((raw, i) => {
-      const where = list.length > 1 || Array.isArray((body as { models?: unknown }).models) ? `models[${i}]` : 'model';
-      if (isObject(raw) && raw.headers !== undefined) {
-        problems.push(`${where}.headers: header values are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
-        return;
-      }
-      const parsed = ModelSpec.safeParse(raw);
-      if (parsed.success) models.push({ origin: 'api', spec: parsed.data });
-      else problems.push(...formatIssues(where, parsed.error));
-    });
+    const { models, problems } = parseModels(req.body, 'api');
     if (problems.length > 0) {
       res.status(400).json({ error: 'invalid model spec', problems });
       return;
@@ -76,8 +59,4 @@ export function apiRouter(config: Config, queues: Queues): Router {
   });
 
   return router;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }

@@ -4,17 +4,29 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type ErrorRequestHandler } from 'express';
 import type { Config } from '../config/index.js';
+import type { PodCounters } from '../fleet/counters.js';
+import type { PodRegistry } from '../fleet/registry.js';
 import type { Logger } from '../lib/log.js';
+import type { RedisClient } from '../lib/redis-client.js';
 import type { PodState } from '../comfyui/pod-state.js';
+import type { FleetQueues } from '../queue/fleet.js';
 import type { Queues } from '../queue/queues.js';
 import { apiRouter } from './api.js';
 import { basicAuth } from './auth.js';
+import { fleetApiRouter, fleetPage } from './fleet.js';
+import { FleetBoardQueues } from './fleet-board.js';
+import { createMetrics, metricsBearer, metricsHandler } from './metrics.js';
 import { podStatus } from './status.js';
 
 export interface BoardOptions {
   config: Config;
-  queues: Queues;
-  pod: PodState;
+  /** The pod's queues and state; a fleet board that is no pod (`phoenix board --fleet`) has none. */
+  queues?: Queues;
+  pod?: PodState;
+  /** The pod's download counters, for /metrics. */
+  counters?: PodCounters;
+  /** PHOENIX_FLEET: the fleet page and API, and every pod's queues on the board. */
+  fleet?: { connection: RedisClient; registry: PodRegistry; queues: FleetQueues };
   log: Logger;
   /** Port to listen on; defaults to PHOENIX_PORT (0 picks a free one). */
   port?: number;
@@ -26,30 +38,51 @@ export interface RunningBoard {
   close(): Promise<void>;
 }
 
-/** Bull Board at /board/, /status, the API, and /healthz — all but /healthz behind Basic auth. */
-export function createApp(options: BoardOptions): express.Express {
-  const { config, queues, pod, log } = options;
+/**
+ * Bull Board at /board/, /status, the API, /metrics and /healthz — all but /healthz behind Basic
+ * auth (/metrics also answers `Authorization: Bearer $METRICS_TOKEN`). With `fleet`, the fleet
+ * page and API too, and the board shows every pod's queues.
+ */
+export function createApp(options: BoardOptions): { app: express.Express; fleetBoard: FleetBoardQueues | undefined } {
+  const { config, queues, pod, log, fleet } = options;
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
+  const metrics = metricsHandler(
+    createMetrics({
+      config,
+      ...(queues && pod && options.counters ? { pod: { queues, state: pod, counters: options.counters } } : {}),
+      ...(fleet ? { fleet: fleet.registry } : {}),
+    }),
+  );
+  app.get('/metrics', metricsBearer(config.metricsToken, metrics));
   app.use(basicAuth(config.server.username, config.server.password));
+  app.get('/metrics', metrics);
 
   const board = new ExpressAdapter();
   board.setBasePath('/board');
-  createBullBoard({
-    queues: Object.values(queues.queue).map((q) => new BullMQAdapter(q)),
+  const bull = createBullBoard({
+    queues: queues && !fleet ? Object.values(queues.queue).map((q) => new BullMQAdapter(q)) : [],
     serverAdapter: board,
-    options: { uiConfig: { boardTitle: 'Phoenix' } },
+    options: { uiConfig: { boardTitle: fleet ? 'Phoenix fleet' : 'Phoenix' } },
   });
   app.use('/board', board.getRouter());
-  app.get('/', (_req, res) => res.redirect('/board/'));
+  app.get('/', (_req, res) => res.redirect(fleet && !queues ? '/fleet' : '/board/'));
+  const fleetBoard = fleet ? new FleetBoardQueues(fleet.connection, fleet.registry, fleet.queues, log) : undefined;
+  void fleetBoard?.start(bull.replaceQueues);
 
-  app.get('/status', async (_req, res) => {
-    res.json(await podStatus(config, queues, pod));
-  });
-  app.use('/api', apiRouter(config, queues));
+  if (queues && pod) {
+    app.get('/status', async (_req, res) => {
+      res.json(await podStatus(config, queues, pod));
+    });
+    app.use('/api', apiRouter(config, queues));
+  }
+  if (fleet) {
+    app.get('/fleet', fleetPage(fleet.registry));
+    app.use('/api/fleet', fleetApiRouter(fleet));
+  }
 
   const onError: ErrorRequestHandler = (err: Error & { status?: number; type?: string }, _req, res, _next) => {
     if (err.type === 'entity.parse.failed') {
@@ -60,12 +93,12 @@ export function createApp(options: BoardOptions): express.Express {
     res.status(err.status && err.status >= 400 && err.status < 500 ? err.status : 500).json({ error: err.message });
   };
   app.use(onError);
-  return app;
+  return { app, fleetBoard };
 }
 
 export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   const { config, log } = options;
-  const app = createApp(options);
+  const { app, fleetBoard } = createApp(options);
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(options.port ?? config.server.port, options.host ?? '0.0.0.0', (err?: Error) => (err ? reject(err) : resolve(s)));
   });
@@ -82,10 +115,12 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   }
   return {
     url,
-    close: () =>
-      new Promise((resolve) => {
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+      await fleetBoard?.close();
+    },
   };
 }

@@ -9,7 +9,7 @@ export interface PodRecord {
   ready: boolean;
   comfyui: string;
   models: { ready: number; total: number; failed: number };
-  gpus: { name: string; vramTotalMiB: number | null }[];
+  gpus: { name: string; memoryMiB: number }[];
   versions: Record<string, string>;
   startedAt: number;
 }
@@ -48,9 +48,9 @@ export class PodRegistry {
       .exec();
   }
 
-  /** A pod that stops on purpose leaves at once instead of turning stale. */
-  async leave(id: string): Promise<void> {
-    await this.redis.multi().zrem(this.podsKey(), id).del(this.recordKey(id), this.aliveKey(id)).exec();
+  /** A pod that stops on purpose shows as stale at once instead of after three missed heartbeats. */
+  async stopped(id: string): Promise<void> {
+    await this.redis.del(this.aliveKey(id));
   }
 
   /** Every pod seen within a day, stale ones marked, sorted by id. */
