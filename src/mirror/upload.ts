@@ -39,6 +39,8 @@ export class StreamingUpload {
   private available = 0;
   private next = 0;
   private failure: Error | undefined;
+  /** The file is shorter than it was said to be: it is being discarded; the next `grow` below says so. */
+  private shrunk = false;
 
   constructor(
     private readonly client: S3Client,
@@ -62,6 +64,7 @@ export class StreamingUpload {
   async finish(total: number): Promise<void> {
     this.grow(total);
     await this.settled();
+    if (this.shrunk) this.failure ??= new Error(`${this.target.file} is shorter than the ${total} bytes it was said to hold`);
     if (this.failure) throw this.failure;
     if (this.uploadId === undefined) {
       // Small enough for one request: no multipart upload was started.
@@ -95,7 +98,7 @@ export class StreamingUpload {
   }
 
   private schedule(): void {
-    while (!this.failure && this.inflight.size < this.concurrency && this.available - this.next >= this.partBytes) {
+    while (!this.failure && !this.shrunk && this.inflight.size < this.concurrency && this.available - this.next >= this.partBytes) {
       this.startPart(this.next, this.next + this.partBytes);
       this.next += this.partBytes;
     }
@@ -115,7 +118,9 @@ export class StreamingUpload {
       if (this.uploadId === uploadId) this.parts.set(number, { ETag: out.ETag, PartNumber: number });
     })()
       .catch((err: unknown) => {
-        if (this.uploadId === uploadId) this.failure ??= err instanceof Error ? err : new Error(String(err));
+        if (this.uploadId !== uploadId) return;
+        if (err instanceof FileShrank) this.shrunk = true;
+        else this.failure ??= err instanceof Error ? err : new Error(String(err));
       })
       .finally(() => {
         this.inflight.delete(part);
@@ -136,6 +141,7 @@ export class StreamingUpload {
     this.uploadId = undefined;
     this.parts.clear();
     this.next = 0;
+    this.shrunk = false;
     // The new file is another inode: read it through a new handle.
     void this.closeFile().catch(() => undefined);
   }
@@ -159,7 +165,7 @@ export class StreamingUpload {
     let done = 0;
     while (done < buffer.length) {
       const { bytesRead } = await handle.read(buffer, done, buffer.length - done, start + done);
-      if (bytesRead === 0) throw new Error(`${this.target.file} ends at ${start + done}, expected ${end} bytes`);
+      if (bytesRead === 0) throw new FileShrank(`${this.target.file} ends at ${start + done}, expected ${end} bytes`);
       done += bytesRead;
     }
     return buffer;
@@ -171,3 +177,6 @@ export class StreamingUpload {
     await handle?.close();
   }
 }
+
+/** The file holds fewer bytes than `grow` said: the download discarded it and starts over. */
+class FileShrank extends Error {}
