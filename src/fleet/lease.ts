@@ -97,7 +97,8 @@ export class Lease {
     private readonly pod: string,
     private readonly ttlMs: number,
   ) {
-    this.timer = setInterval(() => void this.renew(), Math.max(200, Math.floor(ttlMs / 3)));
+    // Renewals also carry the progress waiting pods show: at least once a second.
+    this.timer = setInterval(() => void this.renew(), Math.min(1000, Math.max(200, Math.floor(ttlMs / 3))));
     this.timer.unref();
   }
 
