@@ -62,12 +62,19 @@ export async function fetchFile(file: FileToFetch, ctx: FetchContext): Promise<F
   const log = ctx.log.child({ file: file.name });
   const originLease = `origin:${leaseKey(file)}`;
   let mirror = ctx.mirror;
+  let shortSeen = false;
   for (;;) {
     ctx.signal?.throwIfAborted();
     if (!mirror) return fromOrigin(file, ctx, undefined, undefined);
     const sha256 = file.sha256 ?? (await coordinated(ctx, log, (l) => l.outcome(originLease)))?.value?.sha256;
     if (sha256) {
       const pulled = await fromMirror(file, sha256, mirror, ctx).catch((err: unknown) => err as Error);
+      if (pulled instanceof ShortObject && !shortSeen) {
+        // Some stores show an object while its upload still completes: look once more before calling it corrupt.
+        shortSeen = true;
+        await sleep(WAIT_POLL_MS, undefined, ctx.signal ? { signal: ctx.signal } : {});
+        continue;
+      }
       if (pulled instanceof ChecksumMismatch) {
         log.error({ object: mirror.where(sha256), err: pulled.message }, 'the mirror holds a corrupt copy: not used; fetching from the origin to replace it');
         void ctx.counters.addVerificationFailure('mirror').catch(() => undefined);
@@ -83,17 +90,29 @@ export async function fetchFile(file: FileToFetch, ctx: FetchContext): Promise<F
 
     const lease = await coordinated(ctx, log, (l) => l.tryAcquire(originLease));
     if (!lease) return fromOrigin(file, ctx, mirror, undefined);
-    if (lease.value) return fromOrigin(file, ctx, mirror, lease.value);
+    if (lease.value) {
+      // The holder before may have finished between this pod's look in the mirror and now.
+      const known = sha256 ?? lease.value.previous?.sha256;
+      if (known && (await mirror.head(known).catch(() => undefined))) {
+        await lease.value.release();
+        continue;
+      }
+      await lease.value.begin();
+      return fromOrigin(file, ctx, mirror, lease.value);
+    }
     const outcome = await coordinated(ctx, log, (l) => l.outcome(originLease));
     // Redis gone, or the holder could not upload it: nothing to wait for.
     if (!outcome || (outcome.value && !outcome.value.mirrored)) return fromOrigin(file, ctx, undefined, undefined);
     if (!outcome.value) {
       const holder = await coordinated(ctx, log, (l) => l.holder(originLease));
       if (holder?.value) ctx.onProgress({ kind: 'waiting', holder: holder.value });
-      await sleep(WAIT_POLL_MS, undefined, ctx.signal ? { signal: ctx.signal } : {});
     }
+    await sleep(WAIT_POLL_MS, undefined, ctx.signal ? { signal: ctx.signal } : {});
   }
 }
+
+/** A mirror object of another size than the file's: corrupt, or (on some stores) still being completed. */
+class ShortObject extends ChecksumMismatch {}
 
 /** The lease name of a file: its hash, or (hash unknown before the download) the model and file name. */
 function leaseKey(file: FileToFetch): string {
@@ -105,7 +124,7 @@ async function fromMirror(file: FileToFetch, sha256: string, mirror: ModelMirror
   const head = await mirror.head(sha256);
   if (!head) return undefined;
   if (file.bytes !== undefined && head.bytes !== file.bytes) {
-    throw new ChecksumMismatch(`${mirror.where(sha256)} is ${head.bytes} bytes, the source published ${file.bytes}`);
+    throw new ShortObject(`${mirror.where(sha256)} is ${head.bytes} bytes, the source published ${file.bytes}`);
   }
   const url = await mirror.readUrl(sha256);
   const result = await download(file, ctx, 'mirror', {

@@ -27,11 +27,14 @@ export const LEASE_TTL_MS = 10_000;
 const OUTCOME_TTL_MS = 24 * 3600_000;
 
 // One key per lease, so every script touches one key: fine on a Redis Cluster.
+// Acquiring also reads the outcome the previous holder left, in the same step: a holder that
+// finished just before is never mistaken for one that never was. The outcome key shares the
+// lease key's hash tag (the fleet prefix), so this two-key script runs on a Redis Cluster too.
 const ACQUIRE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 redis.call('HSET', KEYS[1], 'token', ARGV[1], 'pod', ARGV[2], 'since', ARGV[3], 'bytesDone', '0', 'bytes', '')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1`;
+return {1, redis.call('GET', KEYS[2]) or ''}`;
 const RENEW = `
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'bytesDone', ARGV[2], 'bytes', ARGV[3])
@@ -53,14 +56,19 @@ export class Leases {
     private readonly ttlMs = LEASE_TTL_MS,
   ) {}
 
-  /** The lease, or undefined when another pod holds it. */
+  /**
+   * The lease, or undefined when another pod holds it. The lease carries the outcome an earlier
+   * holder left (`previous`): the new holder checks whether the work is already done before
+   * redoing it, and calls `begin()` when it does redo it.
+   */
   async tryAcquire(name: string): Promise<Lease | undefined> {
     const token = randomUUID();
-    const got = await this.redis.eval(ACQUIRE, 1, this.key(name), token, this.pod, String(Date.now()), String(this.ttlMs));
+    const [got, previous] = (await this.redis.eval(
+      ACQUIRE, 2, this.key(name), this.outcomeKey(name), token, this.pod, String(Date.now()), String(this.ttlMs),
+    )) as [number, string?];
     if (got !== 1) return undefined;
-    // A new fetch starts: an outcome left by an earlier one no longer speaks for this name.
-    await this.redis.del(this.outcomeKey(name));
-    return new Lease(this.redis, this.key(name), this.outcomeKey(name), token, this.pod, this.ttlMs);
+    const outcome = previous ? (JSON.parse(previous) as LeaseOutcome) : undefined;
+    return new Lease(this.redis, this.key(name), this.outcomeKey(name), token, this.pod, this.ttlMs, outcome);
   }
 
   async holder(name: string): Promise<LeaseHolder | undefined> {
@@ -96,6 +104,8 @@ export class Lease {
     private readonly token: string,
     private readonly pod: string,
     private readonly ttlMs: number,
+    /** What the holder before left, if anything. */
+    readonly previous: LeaseOutcome | undefined,
   ) {
     // Renewals also carry the progress waiting pods show: at least once a second.
     this.timer = setInterval(() => void this.renew(), Math.min(1000, Math.max(200, Math.floor(ttlMs / 3))));
@@ -104,6 +114,11 @@ export class Lease {
 
   get signal(): AbortSignal {
     return this.lost.signal;
+  }
+
+  /** The work starts anew: an outcome an earlier holder left no longer speaks for this name. */
+  async begin(): Promise<void> {
+    await this.redis.del(this.outcomeKey);
   }
 
   report(bytesDone: number, bytes: number | undefined): void {

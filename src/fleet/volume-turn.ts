@@ -37,7 +37,13 @@ export async function takeVolumeTurn(options: VolumeTurnOptions): Promise<Lease 
       const publishing = outcome && Date.now() - outcome.at < PUBLISH_WAIT_MS;
       if (!publishing) {
         const lease = await leases.tryAcquire(name);
-        if (lease) return lease;
+        // The holder before may have finished between the looks above and now.
+        const fresh = lease?.previous && Date.now() - lease.previous.at < PUBLISH_WAIT_MS;
+        if (lease && (fresh || (await options.isPublished()))) await lease.release();
+        else if (lease) {
+          await lease.begin();
+          return lease;
+        }
       }
       const holder = await leases.holder(name);
       if (holder) options.onWaiting(holder);

@@ -22,7 +22,8 @@ export class ModelMirror {
   constructor(private readonly config: MirrorConfig) {
     this.client = new S3Client({
       region: config.region,
-      credentials: config.credentials,
+      // A copy: the SDK marks the credentials object it is given, and the configuration is frozen.
+      credentials: { ...config.credentials },
       ...(config.endpoint ? { endpoint: config.endpoint, forcePathStyle: true } : {}),
       // R2, B2 and MinIO do not all take the SDK's newer default checksum headers and trailers;
       // integrity is the SHA-256 in the object's name, checked on every read.

@@ -57,9 +57,12 @@ describe.each(['server', 'cluster'] as const)('fleet coordination on a Redis %s'
     await lease!.complete({ sha256: 'abc', bytes: 1000, mirrored: true });
     expect(await b.outcome('origin:sha256-abc')).toMatchObject({ pod: 'pod-a', sha256: 'abc', bytes: 1000, mirrored: true });
     expect(await b.holder('origin:sha256-abc')).toBeUndefined();
-    // The next fetch of the same name clears the old outcome.
+    // The next holder learns, in the same step as it acquires, what the one before left; when it
+    // starts the work anew, the old outcome goes.
     const again = await b.tryAcquire('origin:sha256-abc');
-    expect(again).toBeDefined();
+    expect(again?.previous).toMatchObject({ pod: 'pod-a', sha256: 'abc', mirrored: true });
+    expect(await a.outcome('origin:sha256-abc')).toBeDefined();
+    await again!.begin();
     expect(await a.outcome('origin:sha256-abc')).toBeUndefined();
     await again!.release();
   });
