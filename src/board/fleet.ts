@@ -53,7 +53,7 @@ export function fleetApiRouter(fleet: FleetParts): Router {
       id: job.id,
       state: await job.getState(),
       pods: (job.data as { pods: string[] }).pods,
-      /** Pods that have not answered yet. */
+      // Pods that have not answered yet.
       pending: counts.unprocessed ?? 0,
       result: (job.returnvalue as FleetModelsResult | null) ?? null,
     });
