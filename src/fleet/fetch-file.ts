@@ -6,7 +6,8 @@ import type { DownloadRequest } from '../download/types.js';
 import { ChecksumMismatch, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { shortHash } from '../lib/names.js';
-import { MirrorUnavailable, type ModelMirror } from '../mirror/store.js';
+import { MirrorUnavailable } from '../mirror/errors.js';
+import type { ModelMirror } from '../mirror/store.js';
 
 /** One file of a model, as its source resolved it. */
 export interface FileToFetch {

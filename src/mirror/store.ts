@@ -1,15 +1,14 @@
 import { GetObjectCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { MirrorConfig } from '../config/index.js';
-import { TransientError } from '../lib/errors.js';
+import { MirrorUnavailable } from './errors.js';
 import { StreamingUpload, type StreamingUploadOptions } from './upload.js';
 
 /** How long a presigned read URL stays good: longer than any one file takes to download. */
 const READ_URL_SECONDS = 12 * 3600;
 const SHA256 = /^[0-9a-f]{64}$/;
 
-/** The mirror could not be asked (network, credentials, a 5xx): provisioning goes on from the origin. */
-export class MirrorUnavailable extends TransientError {}
+export { MirrorUnavailable } from './errors.js';
 
 /**
  * The S3-compatible model mirror: one object per file, named by its SHA-256

@@ -7,7 +7,7 @@ import type { VerifiedRecord } from '../organize/record.js';
 import type { PodState } from '../comfyui/pod-state.js';
 import type { PodCounters } from '../fleet/counters.js';
 import type { Leases } from '../fleet/lease.js';
-import type { ModelMirror } from '../mirror/store.js';
+import type { LazyMirror } from '../mirror/lazy.js';
 
 /** What every processor may use; built once per workers process. */
 export interface WorkerDeps {
@@ -21,7 +21,7 @@ export interface WorkerDeps {
   fleet: {
     /** Fleet-wide leases (a shared Redis); undefined on the pod's own Redis. */
     leases: Leases | undefined;
-    mirror: ModelMirror | undefined;
+    mirror: LazyMirror | undefined;
     counters: PodCounters;
   };
 }

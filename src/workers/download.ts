@@ -58,6 +58,7 @@ async function fetchModel(job: Job<ModelJobData>, deps: WorkerDeps, log: Logger)
     : undefined;
   if (turn === 'published') return (await alreadyVerified(job, deps, log))!;
 
+  const mirror = await fleet.mirror?.get();
   const files: DownloadedFile[] = [];
   let before = 0;
   try {
@@ -77,7 +78,7 @@ async function fetchModel(job: Job<ModelJobData>, deps: WorkerDeps, log: Logger)
         },
         {
           leases: fleet.leases,
-          mirror: fleet.mirror,
+          mirror,
           counters: fleet.counters,
           log,
           engine: { connections: config.download.connections, stallTimeoutMs: config.download.stallTimeoutMs },

@@ -10,7 +10,7 @@ import { VerifiedRecord } from '../organize/record.js';
 import { PodState } from '../comfyui/pod-state.js';
 import { PodCounters } from '../fleet/counters.js';
 import { Leases } from '../fleet/lease.js';
-import { ModelMirror } from '../mirror/store.js';
+import { lazyMirror } from '../mirror/lazy.js';
 import type { Handler, WorkerDeps } from './context.js';
 import { downloadModel } from './download.js';
 import { installCustomNode, installExtraPythonPackages } from './nodes.js';
@@ -63,7 +63,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     onStatus: (status) => pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state')),
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
   });
-  const mirror = config.mirror ? new ModelMirror(config.mirror) : undefined;
+  const mirror = config.mirror ? lazyMirror(config.mirror) : undefined;
   const deps: WorkerDeps = {
     config,
     log,
