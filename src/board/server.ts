@@ -3,18 +3,17 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type ErrorRequestHandler } from 'express';
+import type { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { PodCounters } from '../fleet/counters.js';
 import type { PodRegistry } from '../fleet/registry.js';
 import type { Logger } from '../lib/log.js';
-import type { RedisClient } from '../lib/redis-client.js';
-import type { PodState } from '../comfyui/pod-state.js';
 import type { FleetQueues } from '../queue/fleet.js';
 import type { Queues } from '../queue/queues.js';
 import { apiRouter } from './api.js';
 import { basicAuth } from './auth.js';
 import { fleetApiRouter, fleetPage } from './fleet.js';
-import { FleetBoardQueues } from './fleet-board.js';
+import type { FleetBoardQueues } from './fleet-board.js';
 import { createMetrics, metricsBearer, metricsHandler } from './metrics.js';
 import { podStatus } from './status.js';
 
@@ -26,7 +25,7 @@ export interface BoardOptions {
   /** The pod's download counters, for /metrics. */
   counters?: PodCounters;
   /** PHOENIX_FLEET: the fleet page and API, and every pod's queues on the board. */
-  fleet?: { connection: RedisClient; registry: PodRegistry; queues: FleetQueues };
+  fleet?: { registry: PodRegistry; queues: FleetQueues; boardQueues: FleetBoardQueues };
   log: Logger;
   /** Port to listen on; defaults to PHOENIX_PORT (0 picks a free one). */
   port?: number;
@@ -43,7 +42,7 @@ export interface RunningBoard {
  * auth (/metrics also answers `Authorization: Bearer $METRICS_TOKEN`). With `fleet`, the fleet
  * page and API too, and the board shows every pod's queues.
  */
-export function createApp(options: BoardOptions): { app: express.Express; fleetBoard: FleetBoardQueues | undefined } {
+export function createApp(options: BoardOptions): express.Express {
   const { config, queues, pod, log, fleet } = options;
   const app = express();
   app.disable('x-powered-by');
@@ -70,8 +69,7 @@ export function createApp(options: BoardOptions): { app: express.Express; fleetB
   });
   app.use('/board', board.getRouter());
   app.get('/', (_req, res) => res.redirect(fleet && !queues ? '/fleet' : '/board/'));
-  const fleetBoard = fleet ? new FleetBoardQueues(fleet.connection, fleet.registry, fleet.queues, log) : undefined;
-  void fleetBoard?.start(bull.replaceQueues);
+  void fleet?.boardQueues.start(bull.replaceQueues);
 
   if (queues && pod) {
     app.get('/status', async (_req, res) => {
@@ -93,12 +91,12 @@ export function createApp(options: BoardOptions): { app: express.Express; fleetB
     res.status(err.status && err.status >= 400 && err.status < 500 ? err.status : 500).json({ error: err.message });
   };
   app.use(onError);
-  return { app, fleetBoard };
+  return app;
 }
 
 export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   const { config, log } = options;
-  const { app, fleetBoard } = createApp(options);
+  const app = createApp(options);
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(options.port ?? config.server.port, options.host ?? '0.0.0.0', (err?: Error) => (err ? reject(err) : resolve(s)));
   });
@@ -115,12 +113,10 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   }
   return {
     url,
-    close: async () => {
-      await new Promise<void>((resolve) => {
+    close: () =>
+      new Promise((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      });
-      await fleetBoard?.close();
-    },
+      }),
   };
 }

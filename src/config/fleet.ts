@@ -1,5 +1,6 @@
 import os from 'node:os';
-import { POD_ID } from './env.js';
+import type { z } from 'zod';
+import { POD_ID, type EnvSchema } from './env.js';
 
 /** A node of a Redis Cluster, as REDIS_CLUSTER or REDIS_URL names it. */
 export interface RedisNode {
@@ -34,21 +35,23 @@ export interface FleetConfig {
   fleetPrefix: string;
 }
 
-export interface FleetEnv {
-  REDIS_URL?: string | undefined;
-  REDIS_CLUSTER?: string | undefined;
-  PHOENIX_POD_ID?: string | undefined;
-  RUNPOD_POD_ID?: string | undefined;
-  HOSTNAME?: string | undefined;
-  PHOENIX_POD_LABELS?: string | undefined;
-  PHOENIX_FLEET: boolean;
-  MODEL_MIRROR?: string | undefined;
-  MODEL_MIRROR_ENDPOINT?: string | undefined;
-  AWS_ACCESS_KEY_ID?: string | undefined;
-  AWS_SECRET_ACCESS_KEY?: string | undefined;
-  AWS_SESSION_TOKEN?: string | undefined;
-  AWS_REGION: string;
-}
+/** The variables these settings come from, as the schema parsed them. */
+export type FleetEnv = Pick<
+  z.output<typeof EnvSchema>,
+  | 'REDIS_URL'
+  | 'REDIS_CLUSTER'
+  | 'PHOENIX_POD_ID'
+  | 'RUNPOD_POD_ID'
+  | 'HOSTNAME'
+  | 'PHOENIX_POD_LABELS'
+  | 'PHOENIX_FLEET'
+  | 'MODEL_MIRROR'
+  | 'MODEL_MIRROR_ENDPOINT'
+  | 'AWS_ACCESS_KEY_ID'
+  | 'AWS_SECRET_ACCESS_KEY'
+  | 'AWS_SESSION_TOKEN'
+  | 'AWS_REGION'
+>;
 
 export const FLEET_PREFIX = '{phoenix-fleet}';
 

@@ -1,4 +1,5 @@
 import { connect, redisTarget, socketPath, whenReady, type RedisTarget } from './redis.js';
+import { FleetBoardQueues } from '../board/fleet-board.js';
 import { startHeartbeat } from '../board/heartbeat.js';
 import type { BoardOptions } from '../board/server.js';
 import type { PodState } from '../comfyui/pod-state.js';
@@ -60,13 +61,31 @@ export function showInFleet(options: { config: Config; connection: RedisClient; 
   const { config, connection, log } = options;
   const registry = new PodRegistry(connection, config.fleet.fleetPrefix);
   const heartbeat = startHeartbeat({ config, queues: options.queues, pod: options.pod, registry, log });
-  const fleetQueues = config.fleet.board ? openFleetQueues(connection, config.fleet.fleetPrefix) : undefined;
+  const board = config.fleet.board ? fleetBoardParts(connection, registry, config, log) : undefined;
   log.info({ pod: config.fleet.podId, labels: config.fleet.labels, fleetBoard: config.fleet.board }, 'joined the fleet');
   return {
-    board: fleetQueues ? { connection, registry, queues: fleetQueues } : undefined,
+    board: board?.parts,
     async stop() {
       await heartbeat.stop();
-      await fleetQueues?.close();
+      await board?.close();
+    },
+  };
+}
+
+/** What a board needs to show the fleet: the registry, the fleet's queues, every pod's queues. */
+export function fleetBoardParts(
+  connection: RedisClient,
+  registry: PodRegistry,
+  config: Config,
+  log: Logger,
+): { parts: NonNullable<BoardOptions['fleet']>; close(): Promise<void> } {
+  const queues = openFleetQueues(connection, config.fleet.fleetPrefix);
+  const boardQueues = new FleetBoardQueues(connection, registry, queues, log);
+  return {
+    parts: { registry, queues, boardQueues },
+    async close() {
+      await boardQueues.close();
+      await queues.close();
     },
   };
 }

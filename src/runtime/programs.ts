@@ -1,5 +1,5 @@
 import { cleanup } from './cleanup.js';
-import { chooseRedis, showInFleet } from './fleet.js';
+import { chooseRedis, fleetBoardParts, showInFleet } from './fleet.js';
 import { EmbeddedRedis, connect, redisTarget, whenReady } from './redis.js';
 import { stopOnSignals } from './shutdown.js';
 import { startBoard } from '../board/server.js';
@@ -10,7 +10,6 @@ import { produce } from '../producer/produce.js';
 import { openQueues } from '../queue/queues.js';
 import { PodCounters } from '../fleet/counters.js';
 import { PodRegistry } from '../fleet/registry.js';
-import { openFleetQueues } from '../queue/fleet.js';
 import { startFleetWorkers } from '../workers/fleet.js';
 import { startWorkers } from '../workers/index.js';
 
@@ -96,14 +95,13 @@ export async function runFleetBoard(config: Config, log: Logger): Promise<number
   const workerConnection = connect(target, 'worker');
   for (const c of [connection, workerConnection]) c.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
   await whenReady(connection, 120_000);
-  const queues = openFleetQueues(connection, config.fleet.fleetPrefix);
   const summaries = startFleetWorkers({ config, connection: workerConnection, log });
-  const registry = new PodRegistry(connection, config.fleet.fleetPrefix);
-  const board = await startBoard({ config, fleet: { connection, registry, queues }, log });
+  const fleet = fleetBoardParts(connection, new PodRegistry(connection, config.fleet.fleetPrefix), config, log);
+  const board = await startBoard({ config, fleet: fleet.parts, log });
   stopOnSignals(async () => {
     await board.close();
     await summaries.close();
-    await queues.close();
+    await fleet.close();
     connection.disconnect();
     workerConnection.disconnect();
   }, log);
