@@ -3,7 +3,11 @@
  * local fixture hub (CivitAI, Hugging Face, Google Drive, a capped CDN, a git host) and a stand-in
  * ComfyUI. Prints where Bull Board is and how to log in, then follows provisioning until ComfyUI
  * is ready. Ctrl-C stops everything. DEMO_EXIT_WHEN_READY=1 stops once ready (used to check it).
+ *
+ * The terminal shows only the progress view; the stack's JSON log lines go to phoenix.log in the
+ * demo's workspace (DEMO_WORKSPACE, default .demo), where `npx pino-pretty` reads them.
  */
+import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +19,8 @@ import { up } from '../src/runtime/up.js';
 import { startFixtureHub } from '../test/fixtures/hub.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const workspace = path.join(root, '.demo');
+const workspace = path.resolve(process.env.DEMO_WORKSPACE ?? path.join(root, '.demo'));
+const logFile = path.join(workspace, 'phoenix.log');
 const password = process.env.PHOENIX_PASSWORD ?? 'phoenix-demo';
 const port = Number(process.env.PHOENIX_PORT ?? 8189);
 
@@ -36,7 +41,7 @@ const config = await loadConfig({
   COMFYUI_PORT: process.env.COMFYUI_PORT ?? '8188',
   DOWNLOAD_CONNECTIONS: '8',
 });
-const log = createLogger({ secrets: config.secrets, debug: false, destination: process.stderr });
+const log = createLogger({ secrets: config.secrets, debug: false, destination: createWriteStream(logFile, { flags: 'a' }) });
 const stack = await up(config, log);
 const stop = async (): Promise<void> => {
   await stack.stop();
@@ -51,6 +56,7 @@ process.stdout.write(
     `  Add a model: curl -u admin:${password} -H 'content-type: application/json' ` +
     `-d '{"source":"url","url":"${hub.cdn.url('/upscalers/4x-UltraSharp.pth')}","filename":"copy.pth","category":"upscale_models"}' ` +
     `http://127.0.0.1:${port}/api/models\n` +
+    `  Logs:        ${logFile}   (JSON lines; npx pino-pretty < ${path.relative(process.cwd(), logFile) || logFile})\n` +
     `  Workspace:   ${workspace}   (Ctrl-C stops everything)\n\n`,
 );
 

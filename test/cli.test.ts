@@ -72,6 +72,8 @@ describe('phoenix CLI', () => {
       expect(status.exitCode).toBe(0);
       expect(status.stdout).toMatch(/^ready: false {2}ComfyUI: waiting/);
       expect(status.stdout).toMatch(/queued +black-forest-labs\/FLUX\.1-demo\/ae\.safetensors/);
+      // Each model's files follow it, indented: here the one file, not resolved yet.
+      expect(status.stdout).toMatch(/\n {6}queued +black-forest-labs\/FLUX\.1-demo\/ae\.safetensors {2}size unknown {2}sha256 not known yet$/);
       const noPassword = await phoenix(['status'], { WORKSPACE: ws.dir, PHOENIX_PORT: String(port) });
       expect(noPassword.exitCode).toBe(2);
       expect(noPassword.stderr).toContain('PHOENIX_PASSWORD: needed to call the running board');

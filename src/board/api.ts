@@ -1,9 +1,9 @@
-import express, { type Router } from 'express';
+import express, { type RequestHandler, type Router } from 'express';
 import type { Config } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
 import { NodeSpec, nodeNameFromUrl } from '../config/nodes.js';
-import { QUEUE_NAMES } from '../queue/jobs.js';
 import { enqueueModels, enqueueNode } from '../producer/produce.js';
+import { QUEUE_NAMES } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
 import { isObject, parseModels } from './model-input.js';
 
@@ -13,7 +13,7 @@ import { isObject, parseModels } from './model-input.js';
  */
 export function apiRouter(config: Config, queues: Queues): Router {
   const router = express.Router();
-  router.use(express.json({ limit: '256kb' }));
+  router.use(express.json({ limit: '256kb' }), requireJsonBody);
 
   router.post('/models', async (req, res) => {
     const { models, problems } = parseModels(req.body, 'api');
@@ -60,3 +60,23 @@ export function apiRouter(config: Config, queues: Queues): Router {
 
   return router;
 }
+
+/**
+ * Every POST here takes a JSON body: one sent as another type, or none at all, is bad input
+ * answered like any other (400 with the problem named), never a crash on an undefined body.
+ */
+export const requireJsonBody: RequestHandler = (req, res, next) => {
+  if (req.method !== 'POST') {
+    next();
+    return;
+  }
+  const type = req.headers['content-type'];
+  const empty = !req.headers['transfer-encoding'] && Number(req.headers['content-length'] ?? 0) === 0;
+  const problem = empty
+    ? 'body: missing; send a JSON object'
+    : !req.is('application/json')
+      ? `body: must be JSON (Content-Type: application/json), not ${type ?? 'untyped'}`
+      : undefined;
+  if (problem) res.status(400).json({ error: 'invalid request', problems: [problem] });
+  else next();
+};

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
+import type { Job } from 'bullmq';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { Job } from 'bullmq';
 import type { PodState } from '../comfyui/pod-state.js';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';

@@ -12,8 +12,8 @@ import type { FleetQueues } from '../queue/fleet.js';
 import type { Queues } from '../queue/queues.js';
 import { apiRouter } from './api.js';
 import { basicAuth } from './auth.js';
-import { fleetApiRouter, fleetPage } from './fleet.js';
 import type { FleetBoardQueues } from './fleet-board.js';
+import { fleetApiRouter, fleetPage } from './fleet.js';
 import { createMetrics, metricsBearer, metricsHandler } from './metrics.js';
 import { podStatus } from './status.js';
 

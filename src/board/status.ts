@@ -1,6 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
+import type { ComfyStatus, Gpu, PodState } from '../comfyui/pod-state.js';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
 import {
@@ -8,17 +9,27 @@ import {
   QUEUE_NAMES,
   jobIds,
   type DownloadProgress,
+  type FileProgress,
   type ModelJobData,
   type NodeJobData,
   type NodeResult,
   type OrganizeResult,
   type QueueName,
 } from '../queue/jobs.js';
-import type { ComfyStatus, Gpu, PodState } from '../comfyui/pod-state.js';
 import type { Queues } from '../queue/queues.js';
 import { readVersions } from './versions.js';
 
 export type ModelState = 'queued' | 'downloading' | 'verifying' | 'ready' | 'failed';
+
+/** One file of a model: a single-file model has one, a whole repository one per file. */
+export interface FileStatus {
+  name: string;
+  /** Where it is published; null until it is. */
+  path: string | null;
+  bytes: number | null;
+  sha256: string | null;
+  state: ModelState;
+}
 
 export interface ModelStatus {
   id: string;
@@ -34,6 +45,7 @@ export interface ModelStatus {
   sha256: string | null;
   state: ModelState;
   error: string | null;
+  files: FileStatus[];
   /** Another pod of the fleet fetches this model (or its file) right now; bytes are its progress. */
   waitingFor: string | null;
   /** While downloading: from the file's origin or from the model mirror. */
@@ -62,7 +74,7 @@ export interface PodStatus {
 
 const ALL_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 
-/** The JSON of GET /status (SPEC §5), built from the queues and the pod state. */
+/** The JSON of GET /status, built from the queues and the pod state. */
 export async function podStatus(config: Config, queues: Queues, pod: PodState): Promise<PodStatus> {
   const [comfy, models, nodes, counts, disk, gpus, versions] = await Promise.all([
     pod.comfy(config.comfyui.port),
@@ -111,9 +123,10 @@ function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, org
     error = download?.failedReason ?? null;
   }
   const bytes = published ? published.reduce((n, f) => n + f.bytes, 0) : progress.bytes ?? null;
+  const name = published?.map((f) => f.name).join(', ') || progress.name || data.spec.filename || data.label;
   return {
     id: data.id,
-    name: published?.map((f) => f.name).join(', ') || progress.name || data.spec.filename || data.label,
+    name,
     source: data.spec.source,
     origin: data.origin,
     category: published?.[0]?.category ?? data.spec.category ?? null,
@@ -125,9 +138,26 @@ function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, org
     sha256: published?.length === 1 ? published[0]!.sha256 : null,
     state,
     error,
+    files: fileStatuses(published, progress.files, state, name),
     waitingFor: state === 'downloading' && progress.phase === 'waiting' ? progress.waitingFor ?? null : null,
     from: state === 'downloading' && progress.phase === 'downloading' ? progress.from ?? null : null,
   };
+}
+
+/**
+ * The model's files: as published once organized; before that as the download job last reported
+ * them (a file's own state, or the model's failure); before it resolved, one entry for the model.
+ */
+function fileStatuses(published: OrganizeResult['files'] | undefined, reported: FileProgress[] | undefined, state: ModelState, name: string): FileStatus[] {
+  if (published) return published.map((f) => ({ name: f.name, path: f.path, bytes: f.bytes, sha256: f.sha256, state: 'ready' }));
+  if (!reported?.length) return [{ name, path: null, bytes: null, sha256: null, state }];
+  return reported.map((f) => ({
+    name: f.name,
+    path: null,
+    bytes: f.bytes,
+    sha256: f.sha256,
+    state: state === 'failed' ? 'failed' : f.state === 'in-place' ? 'verifying' : f.state,
+  }));
 }
 
 async function nodeStatuses(queues: Queues): Promise<NodeStatus[]> {

@@ -2,8 +2,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
-import { PidFile } from '../lib/pidfile.js';
+import { stopChild } from '../lib/child.js';
 import type { Logger } from '../lib/log.js';
+import { PidFile } from '../lib/pidfile.js';
 import type { ComfyState, ComfyStatus } from './pod-state.js';
 
 export interface ComfyProcessOptions {
@@ -66,13 +67,7 @@ export class ComfyProcess {
   async stop(timeoutMs = 10_000): Promise<void> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
-    const child = this.child;
-    if (child && child.exitCode === null && !child.killed) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      await child;
-      clearTimeout(timer);
-    }
+    if (this.child) await stopChild(this.child, timeoutMs);
     await this.pidFile.clear();
     await this.report('stopped');
   }

@@ -1,6 +1,6 @@
-import { callApi } from './api-client.js';
 import type { Config } from '../config/index.js';
 import { parseShortSpec } from '../config/model-spec.js';
+import { callApi } from './api-client.js';
 
 export interface AddOptions {
   category?: string | undefined;

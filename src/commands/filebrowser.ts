@@ -3,9 +3,10 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Config } from '../config/index.js';
+import { stopChild } from '../lib/child.js';
 import { UserError } from '../lib/errors.js';
 import { pathExists } from '../lib/fs.js';
-import type { Logger } from '../lib/log.js';
+import { Redactor, type Logger } from '../lib/log.js';
 
 const BINARY = 'filebrowser';
 const STOP_GRACE_MS = 8000;
@@ -88,13 +89,7 @@ export async function startFileBrowser(config: Config, options: FileBrowserOptio
   const exited = child.then((r) => (typeof r.exitCode === 'number' ? r.exitCode : 1));
   return {
     exited,
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: () => stopChild(child, STOP_GRACE_MS),
   };
 }
 
@@ -120,7 +115,7 @@ async function configure(config: Config, log: Logger): Promise<void> {
 async function setup(config: Config, args: string[]): Promise<void> {
   const r = await filebrowser(config, args);
   if (r.exitCode === 0) return;
-  const words = r.output.trim().split('\n').slice(-5).join('\n').split(config.filebrowser.password).join('[redacted]');
+  const words = new Redactor(config.secrets).redact(r.output.trim().split('\n').slice(-5).join('\n'));
   throw new UserError(`filebrowser ${args.slice(0, 2).join(' ')} failed (${r.ending}): ${words}`);
 }
 

@@ -1,6 +1,6 @@
-import { callApi } from './api-client.js';
 import type { PodStatus } from '../board/status.js';
 import type { Config } from '../config/index.js';
+import { callApi } from './api-client.js';
 
 /** `phoenix status [--json]`: the pod's status from the running board. Returns the exit code. */
 export async function runStatus(config: Config, json: boolean): Promise<number> {
@@ -17,7 +17,12 @@ export async function runStatus(config: Config, json: boolean): Promise<number> 
       const pct = m.bytes ? ` ${Math.floor((100 * m.bytesDone) / m.bytes)}%` : '';
       const waiting = m.waitingFor ? `  waiting for ${m.waitingFor}` : '';
       process.stdout.write(`  ${m.state.padEnd(11)} ${m.name}${pct}${waiting}${m.error ? `  (${m.error})` : ''}\n`);
+      for (const f of m.files) process.stdout.write(`      ${f.state.padEnd(11)} ${f.path ?? f.name}  ${formatSize(f.bytes)}  ${f.sha256 ?? 'sha256 not known yet'}\n`);
     }
   }
   return 0;
+}
+
+function formatSize(bytes: number | null): string {
+  return bytes === null ? 'size unknown' : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

@@ -1,6 +1,7 @@
 import { ConfigError, type Config } from '../config/index.js';
 import { TransientError, UserError, errorMessage } from '../lib/errors.js';
 import { USER_AGENT } from '../lib/http.js';
+import { Redactor } from '../lib/log.js';
 
 /** The image `phoenix template` points at unless told otherwise. */
 export const DEFAULT_IMAGE = 'ghcr.io/phoenix-pod/phoenix:latest';
@@ -134,7 +135,8 @@ interface GraphQLAnswer {
 export async function deployTemplate(template: RunPodTemplate, options: DeployOptions): Promise<string> {
   const doFetch = options.fetch ?? fetch;
   const endpoint = `${options.baseUrl.replace(/\/+$/, '')}/graphql`;
-  const hide = (text: string): string => text.split(options.apiKey).join('[redacted]');
+  const redactor = new Redactor([options.apiKey]);
+  const hide = (text: string): string => redactor.redact(text);
   let res: Response;
   try {
     res = await doFetch(endpoint, {

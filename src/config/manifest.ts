@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
+import { type DriveEndpoints, fetchGoogleDriveText, isGoogleDriveLink } from '../lib/gdrive.js';
+import { fetchFollowing, httpError } from '../lib/http.js';
 import { normalizeFolder } from './folders.js';
 import { ModelSpec, parseShortSpec, type SpecEndpoints } from './model-spec.js';
 import { NodeSpec } from './nodes.js';
-import { type DriveEndpoints, fetchGoogleDriveText, isGoogleDriveLink } from '../lib/gdrive.js';
-import { fetchFollowing, httpError } from '../lib/http.js';
 
 /** A model from the manifest, remembered with the key a user will recognise in errors. */
 export interface ManifestModel {

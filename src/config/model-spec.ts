@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { normalizeFolder, type ModelFolder } from './folders.js';
 import { isGoogleDriveLink, type DriveEndpoints } from '../lib/gdrive.js';
 import { isPlainName, shortHash, slug } from '../lib/names.js';
+import { normalizeFolder, type ModelFolder } from './folders.js';
 
 /**
  * One model as a user asks for it, from any entry point (environment, TOML manifest,

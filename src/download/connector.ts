@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
-import type { DownloadRequest } from './types.js';
 import { UserError } from '../lib/errors.js';
-import { USER_AGENT } from '../lib/http.js';
+import { USER_AGENT, secretHeadersFor } from '../lib/http.js';
+import type { DownloadRequest } from './types.js';
 
 export interface OpenedResponse {
   status: number;
@@ -15,12 +15,11 @@ const MAX_REDIRECTS = 10;
 /**
  * Opens GET requests for one file over keep-alive connections, through undici's dispatcher
  * interface: each body chunk is handed to a callback as the Buffer undici parsed, with no stream
- * in between. Receiving 400 MiB from a loopback nginx over 16 connections took 0.35–0.38 s of
- * user time this way against 0.53–0.58 s through node:http's IncomingMessage, and receiving is
- * most of what the event loop does during a download.
+ * in between. Receiving is most of what the event loop does during a download, and this path costs
+ * markedly less CPU than node:http's IncomingMessage (bench/RESULTS.md has the figures).
  *
- * Redirects are followed by hand with the same rule as lib/http's fetchFollowing: the request's
- * secret headers go only to `headersOrigin`. Once a request has been answered, later ones go
+ * Redirects are followed by hand under lib/http's secretHeadersFor rule: the request's secret
+ * headers go only to `headersOrigin`. Once a request has been answered, later ones go
  * straight to the URL that answered, carrying the secrets only if that URL is on their origin.
  */
 export class Connector {
@@ -68,7 +67,7 @@ export class Connector {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new UserError(`refusing to download from ${url.protocol} URL ${url.origin}`);
     }
-    const secret = url.origin === this.secretOrigin ? this.request.headers : {};
+    const secret = secretHeadersFor(url, this.secretOrigin, this.request.headers);
     return new Promise((resolve, reject) => {
       if (signal.aborted) {
         reject(signal.reason as Error);

@@ -1,6 +1,8 @@
 import { setMaxListeners } from 'node:events';
-import { type FileHandle, mkdir, open, rm, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { ChecksumMismatch, TransientError } from '../lib/errors.js';
+import { statIfExists } from '../lib/fs.js';
 import { Connector, type OpenedResponse, parseContentRange } from './connector.js';
 import { discardPartial, ensureFreeSpace } from './disk.js';
 import { OrderedHasher } from './ordered-hasher.js';
@@ -8,7 +10,6 @@ import { type ByteRange, RangeSet } from './ranges.js';
 import { type PartState, readState, statePath, urlIdentity, writeState } from './state.js';
 import { fetchRange, type OpenContext, openRangeRetrying, type TransferContext } from './transfer.js';
 import type { DownloadRequest } from './types.js';
-import { ChecksumMismatch, TransientError } from '../lib/errors.js';
 
 export { discardPartial } from './disk.js';
 
@@ -161,7 +162,7 @@ class FileDownload {
   private async resumableState(): Promise<PartState | undefined> {
     const { options } = this;
     const state = await readState(options.partPath);
-    const size = (await stat(options.partPath).catch(() => undefined))?.size;
+    const size = (await statIfExists(options.partPath))?.size;
     const usable =
       state !== undefined &&
       state.urlId === urlIdentity(options.request.identity ?? options.request.url) &&

@@ -54,12 +54,10 @@ const READ_BACK_BYTES = 1 << 20;
  *
  * Every received byte is written to the part file; whenever the contiguous written prefix grows,
  * a worker thread reads the new bytes back from the page cache and hashes them, so receiving and
- * writing run on one core and SHA-256 (~0.27 s per 400 MiB here, the floor) on another. It only
- * pays when a core is free: on the 2-core bench machine with its own server competing it took the
- * 400 MiB loopback median from 1.04 s to 0.98 s and cost ~8 MiB of RSS. The read-back is a memcpy
- * from the page cache done by the worker. On resume the same path re-hashes the prefix already on
- * disk, since a Node
- * Hash cannot be serialised.
+ * writing run on one core and SHA-256 (the floor of a download's CPU time) on another. It pays
+ * when a core is free; bench/RESULTS.md has the figures. The read-back is a memcpy from the page
+ * cache done by the worker. On resume the same path re-hashes the prefix already on disk, since a
+ * Node Hash cannot be serialised.
  */
 export class OrderedHasher {
   private readonly worker: Worker;

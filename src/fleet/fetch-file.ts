@@ -1,6 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ByteSource, PodCounters } from './counters.js';
-import type { Lease, LeaseHolder, Leases } from './lease.js';
 import { downloadFile, type DownloadFileOptions, type DownloadFileResult } from '../download/engine.js';
 import type { DownloadRequest } from '../download/types.js';
 import { ChecksumMismatch, errorMessage } from '../lib/errors.js';
@@ -8,6 +6,8 @@ import type { Logger } from '../lib/log.js';
 import { shortHash } from '../lib/names.js';
 import { MirrorUnavailable } from '../mirror/errors.js';
 import type { ModelMirror } from '../mirror/store.js';
+import type { ByteSource, PodCounters } from './counters.js';
+import type { Lease, LeaseHolder, Leases } from './lease.js';
 
 /** One file of a model, as its source resolved it. */
 export interface FileToFetch {

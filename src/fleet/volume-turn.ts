@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WAIT_POLL_MS } from './fetch-file.js';
-import type { Lease, LeaseHolder, Leases } from './lease.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { WAIT_POLL_MS } from './fetch-file.js';
+import type { Lease, LeaseHolder, Leases } from './lease.js';
 
 export interface VolumeTurnOptions {
   leases: Leases;

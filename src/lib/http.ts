@@ -31,11 +31,10 @@ export async function fetchFollowing(url: string, options: FollowOptions = {}): 
   const redirects: Response[] = [];
   let current = url;
   for (let hop = 0; hop <= (options.maxRedirects ?? 10); hop++) {
-    const onSecretOrigin = new URL(current).origin === secretOrigin;
     const headers: Record<string, string> = {
       'user-agent': USER_AGENT,
       ...options.headers,
-      ...(onSecretOrigin ? options.secretHeaders : {}),
+      ...secretHeadersFor(current, secretOrigin, options.secretHeaders),
     };
     let response: Response;
     try {
@@ -59,6 +58,19 @@ export async function fetchFollowing(url: string, options: FollowOptions = {}): 
     return { response, url: current, redirects };
   }
   throw new UserError(`too many redirects starting at ${new URL(url).origin}`);
+}
+
+/**
+ * The rule every request Phoenix sends follows, redirects included: secret headers (tokens) go to
+ * their own origin and nowhere else. Object storage behind CivitAI rejects requests that carry
+ * Authorization, and a CDN or another host must never see a token.
+ */
+export function secretHeadersFor(
+  url: string | URL,
+  secretOrigin: string,
+  secretHeaders: Readonly<Record<string, string>> | undefined,
+): Record<string, string> {
+  return secretHeaders && new URL(url).origin === secretOrigin ? { ...secretHeaders } : {};
 }
 
 /**

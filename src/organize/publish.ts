@@ -1,11 +1,12 @@
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { publishedPath } from './paths.js';
-import type { VerifiedRecord } from './record.js';
 import type { DownloadedFile } from '../download/types.js';
 import { UserError } from '../lib/errors.js';
+import { statIfExists } from '../lib/fs.js';
 import { sha256File } from '../lib/hash.js';
 import { KeyedMutex } from '../lib/serial.js';
+import { publishedPath } from './paths.js';
+import type { VerifiedRecord } from './record.js';
 
 export interface PublishRequest {
   modelId: string;
@@ -41,7 +42,7 @@ export async function publishFile(req: PublishRequest): Promise<string> {
 async function publishTo(target: string, req: PublishRequest): Promise<string> {
   const { file, record } = req;
   if (!file.tempPath) throw new Error(`download of ${file.name} handed over no file`);
-  const onDisk = await stat(file.tempPath).catch(() => undefined);
+  const onDisk = await statIfExists(file.tempPath);
   if (!onDisk) throw new UserError(`the downloaded data for ${file.name} is gone from ${path.dirname(file.tempPath)}`);
 
   const problems: string[] = [];
@@ -57,7 +58,7 @@ async function publishTo(target: string, req: PublishRequest): Promise<string> {
     throw new UserError(`${file.name} failed the checksum gate (${problems.join('; ')}): not published, data discarded`);
   }
 
-  const existing = await stat(target).catch(() => undefined);
+  const existing = await statIfExists(target);
   if (existing) {
     if (!existing.isFile()) {
       await rm(file.tempPath, { force: true });

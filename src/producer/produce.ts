@@ -5,8 +5,8 @@ import type { RedisClient } from '../lib/redis-client.js';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import type { NodeSpec } from '../config/nodes.js';
-import { SERVICE_JOB_ID, type QueueName } from '../queue/jobs.js';
 import type { Logger } from '../lib/log.js';
+import { SERVICE_JOB_ID, type QueueName } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
 import { bootPlan, flowJobIds, flowJobs, modelFlow, nodeJob } from './flow.js';
 

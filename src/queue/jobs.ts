@@ -83,6 +83,19 @@ export interface DownloadProgress {
   bytes?: number;
   bytesPerSecond: number;
   etaSeconds?: number;
+  /** Each file of the model once resolved, in the source's order. */
+  files?: FileProgress[];
+}
+
+/** One file of a model as its download job sees it. */
+export interface FileProgress {
+  name: string;
+  bytes: number | null;
+  bytesDone: number;
+  /** What the source published (or the pin), until the file is hashed; then its own hash. */
+  sha256: string | null;
+  /** `verifying`: downloaded and hashed, waiting for the checksum gate; `in-place`: already there, verified. */
+  state: 'queued' | 'downloading' | 'verifying' | 'in-place';
 }
 
 /** What a download job hands its organize job. */

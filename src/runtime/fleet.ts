@@ -1,4 +1,3 @@
-import { connect, redisTarget, socketPath, whenReady, type RedisTarget } from './redis.js';
 import { FleetBoardQueues } from '../board/fleet-board.js';
 import { startHeartbeat } from '../board/heartbeat.js';
 import type { BoardOptions } from '../board/server.js';
@@ -10,6 +9,7 @@ import type { Logger } from '../lib/log.js';
 import type { RedisClient } from '../lib/redis-client.js';
 import { openFleetQueues } from '../queue/fleet.js';
 import type { Queues } from '../queue/queues.js';
+import { connect, redisTarget, socketPath, whenReady, type RedisTarget } from './redis.js';
 
 /** How long a pod waits for the shared Redis at start before it provisions alone. */
 export const SHARED_REDIS_WAIT_MS = 15_000;

@@ -1,17 +1,17 @@
+import { startBoard } from '../board/server.js';
+import { PodState } from '../comfyui/pod-state.js';
+import { ConfigError, type Config } from '../config/index.js';
+import { PodCounters } from '../fleet/counters.js';
+import { PodRegistry } from '../fleet/registry.js';
+import type { Logger } from '../lib/log.js';
+import { produce } from '../producer/produce.js';
+import { openQueues } from '../queue/queues.js';
+import { startFleetWorkers } from '../workers/fleet.js';
+import { startWorkers } from '../workers/index.js';
 import { cleanup } from './cleanup.js';
 import { chooseRedis, fleetBoardParts, showInFleet } from './fleet.js';
 import { EmbeddedRedis, connect, redisTarget, whenReady } from './redis.js';
 import { stopOnSignals } from './shutdown.js';
-import { startBoard } from '../board/server.js';
-import { PodState } from '../comfyui/pod-state.js';
-import { ConfigError, type Config } from '../config/index.js';
-import type { Logger } from '../lib/log.js';
-import { produce } from '../producer/produce.js';
-import { openQueues } from '../queue/queues.js';
-import { PodCounters } from '../fleet/counters.js';
-import { PodRegistry } from '../fleet/registry.js';
-import { startFleetWorkers } from '../workers/fleet.js';
-import { startWorkers } from '../workers/index.js';
 
 /**
  * The pod's programs one at a time, as supervisord runs them in the image (`phoenix up` runs them

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Config, RedisNode } from '../config/index.js';
+import { stopChild } from '../lib/child.js';
 import type { Logger } from '../lib/log.js';
 import { PidFile } from '../lib/pidfile.js';
 import type { RedisClient } from '../lib/redis-client.js';
@@ -109,11 +110,8 @@ export class EmbeddedRedis {
   /** SHUTDOWN (with an AOF rewrite when persistent), then SIGKILL if it lingers. */
   async stop(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await child;
-    clearTimeout(timer);
+    if (!child) return;
+    await stopChild(child, 5000);
     this.child = undefined;
     await this.pidFile.clear();
   }

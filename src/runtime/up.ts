@@ -1,8 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import { cleanup } from './cleanup.js';
-import { chooseRedis, showInFleet, SHARED_REDIS_WAIT_MS, type FleetPresence } from './fleet.js';
-import { EmbeddedRedis, connect, whenReady, type RedisTarget } from './redis.js';
-import { SHUTDOWN_DEADLINE_MS } from './shutdown.js';
 import { startBoard, type RunningBoard } from '../board/server.js';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
@@ -12,6 +8,10 @@ import { produce } from '../producer/produce.js';
 import { openQueues, type Queues } from '../queue/queues.js';
 import { startFleetWorkers } from '../workers/fleet.js';
 import { startWorkers, type RunningWorkers } from '../workers/index.js';
+import { cleanup } from './cleanup.js';
+import { chooseRedis, showInFleet, SHARED_REDIS_WAIT_MS, type FleetPresence } from './fleet.js';
+import { EmbeddedRedis, connect, whenReady, type RedisTarget } from './redis.js';
+import { SHUTDOWN_DEADLINE_MS } from './shutdown.js';
 
 /** Everything `phoenix up` started, stopped in reverse by `stop`. */
 export interface Stack {

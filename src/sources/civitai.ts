@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 import type { ModelFolder } from '../config/folders.js';
 import type { StoredModelSpec } from '../config/model-spec.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError, probedSize, retryAfterMs } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
+import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 
 type CivitaiSpec = Extract<StoredModelSpec, { source: 'civitai' }>;
 

@@ -1,9 +1,9 @@
-import type { ModelSourceClient, ResolvedFile } from './types.js';
 import type { StoredModelSpec } from '../config/model-spec.js';
 import { UserError } from '../lib/errors.js';
 import { driveFileId, openDriveFile } from '../lib/gdrive.js';
 import { assertLooksLikeModel, filenameFromContentDisposition } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
+import type { ModelSourceClient, ResolvedFile } from './types.js';
 
 type GdriveSpec = Extract<StoredModelSpec, { source: 'gdrive' }>;
 

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 import type { StoredModelSpec } from '../config/model-spec.js';
 import type { DownloadRequest } from '../download/types.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { fetchFollowing, httpError, probedSize, retryAfterMs } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
+import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 
 type HuggingfaceSpec = Extract<StoredModelSpec, { source: 'huggingface' }>;
 

@@ -1,8 +1,8 @@
-import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 import type { StoredModelSpec } from '../config/model-spec.js';
 import { UserError } from '../lib/errors.js';
 import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError, probedSize } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
+import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 
 type UrlSpec = Extract<StoredModelSpec, { source: 'url' }>;
 

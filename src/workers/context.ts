@@ -1,13 +1,13 @@
 import type { Job } from 'bullmq';
+import type { PodState } from '../comfyui/pod-state.js';
 import type { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
-import type { JobName, JobPayloads } from '../queue/jobs.js';
-import type { Logger, Redactor } from '../lib/log.js';
-import type { VerifiedRecord } from '../organize/record.js';
-import type { PodState } from '../comfyui/pod-state.js';
 import type { PodCounters } from '../fleet/counters.js';
 import type { Leases } from '../fleet/lease.js';
+import type { Logger, Redactor } from '../lib/log.js';
 import type { LazyMirror } from '../mirror/lazy.js';
+import type { VerifiedRecord } from '../organize/record.js';
+import type { JobName, JobPayloads } from '../queue/jobs.js';
 
 /** What every processor may use; built once per workers process. */
 export interface WorkerDeps {
@@ -26,8 +26,11 @@ export interface WorkerDeps {
   };
 }
 
-/** A processor for one job name, receiving that job's exact payload type. */
-export type Handler<N extends JobName> = (job: Job<JobPayloads[N]>, deps: WorkerDeps) => Promise<unknown>;
+/**
+ * A processor for one job name. `data` is the job's payload as its schema parsed it: handlers read
+ * it, never the raw `job.data` (anyone with Redis access can write that).
+ */
+export type Handler<N extends JobName> = (job: Job<unknown>, data: JobPayloads[N], deps: WorkerDeps) => Promise<unknown>;
 
 /** A child logger bound to one job, as every processor logs. */
 export function jobLogger(deps: WorkerDeps, job: Job): Logger {

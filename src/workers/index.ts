@@ -1,24 +1,26 @@
 import path from 'node:path';
 import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq';
-import type { RedisClient } from '../lib/redis-client.js';
+import { PodState } from '../comfyui/pod-state.js';
 import { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
-import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
-import { TransientError, UserError } from '../lib/errors.js';
-import { Redactor, type Logger } from '../lib/log.js';
-import { VerifiedRecord } from '../organize/record.js';
-import { PodState } from '../comfyui/pod-state.js';
 import { PodCounters } from '../fleet/counters.js';
 import { Leases } from '../fleet/lease.js';
+import { TransientError, UserError } from '../lib/errors.js';
+import { Redactor, type Logger } from '../lib/log.js';
+import type { RedisClient } from '../lib/redis-client.js';
 import { lazyMirror } from '../mirror/lazy.js';
+import { VerifiedRecord } from '../organize/record.js';
+import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
 import type { Handler, WorkerDeps } from './context.js';
 import { downloadModel } from './download.js';
 import { installCustomNode, installExtraPythonPackages } from './nodes.js';
 import { organizeModel } from './organize.js';
 import { startComfyUI } from './service.js';
 
+export type HandlerTable = { [N in JobName]: Handler<N> };
+
 /** Every job name has exactly one handler: the compiler checks it, and so does boot. */
-const HANDLERS: { [N in JobName]: Handler<N> } = {
+const HANDLERS: HandlerTable = {
   [JobName.DownloadModel]: downloadModel,
   [JobName.OrganizeModel]: organizeModel,
   [JobName.InstallNode]: installCustomNode,
@@ -68,7 +70,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     config,
     log,
     redactor: new Redactor(config.secrets),
-    record: new VerifiedRecord(config.modelsRoot),
+    record: new VerifiedRecord(config.modelsRoot, log),
     pod,
     comfy,
     fleet: {
@@ -126,14 +128,15 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
  * a UserError skips the remaining attempts; everything is rethrown (never swallowed) with secret
  * values scrubbed, since the failure reason is stored in Redis.
  */
-async function dispatch(job: Job, queueName: QueueName, deps: WorkerDeps): Promise<unknown> {
+export async function dispatch(job: Job, queueName: QueueName, deps: WorkerDeps, handlers: HandlerTable = HANDLERS): Promise<unknown> {
   const name = job.name as JobName;
-  const handler = HANDLERS[name] as Handler<JobName> | undefined;
+  const handler = handlers[name] as Handler<JobName> | undefined;
   if (!handler || JOB_QUEUE[name] !== queueName) throw new UnrecoverableError(`no handler for ${job.name} on ${queueName}`);
   const payload = JOB_SCHEMAS[name].safeParse(job.data);
   if (!payload.success) throw new UnrecoverableError(`invalid job data: ${payload.error.message}`);
   try {
-    return await handler(job as Job<never>, deps);
+    // The schema of `name` parsed the payload of `name`: TypeScript cannot relate the two here.
+    return await handler(job, payload.data as never, deps);
   } catch (err) {
     throw scrub(err, deps.redactor);
   }

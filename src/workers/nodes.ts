@@ -1,14 +1,13 @@
-import type { JobName, NodeResult } from '../queue/jobs.js';
-import { installPythonPackages } from '../nodes/pip.js';
 import { installNode } from '../nodes/install.js';
+import { installPythonPackages } from '../nodes/pip.js';
+import type { JobName, NodeResult } from '../queue/jobs.js';
 import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 
 /** Lines of git/pip/install.py output kept in a job's log. */
 const MAX_LOG_LINES = 400;
 
 /** nodes: clones or updates a custom node at its ref, installs its requirements, runs install.py. */
-export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job, deps): Promise<NodeResult> => {
-  const { node } = job.data;
+export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job, { node }, deps): Promise<NodeResult> => {
   const log = jobLogger(deps, job).child({ node: node.name });
   const logLine = jobLogWriter(job, deps);
   const installed = await installNode({
@@ -23,8 +22,7 @@ export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job
 };
 
 /** EXTRA_PYTHON_PACKAGES, installed into ComfyUI's Python (with the same pins) before ComfyUI starts. */
-export const installExtraPythonPackages: Handler<typeof JobName.InstallPythonPackages> = async (job, deps) => {
-  const { packages } = job.data;
+export const installExtraPythonPackages: Handler<typeof JobName.InstallPythonPackages> = async (job, { packages }, deps) => {
   await installPythonPackages({
     packages,
     python: deps.config.comfyui.python,

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import type { DownloadResult, JobName, OrganizeResult } from '../queue/jobs.js';
 import { chooseCategory } from '../organize/category.js';
 import { publishFile } from '../organize/publish.js';
+import type { DownloadResult, JobName, OrganizeResult } from '../queue/jobs.js';
 import { jobLogger, type Handler } from './context.js';
 
 /**
@@ -10,8 +10,7 @@ import { jobLogger, type Handler } from './context.js';
  * size and SHA-256 match what was published. Runs after its download, also when that failed for
  * good, so the failure is reported here with its reason.
  */
-export const organizeModel: Handler<typeof JobName.OrganizeModel> = async (job, deps): Promise<OrganizeResult> => {
-  const data = job.data;
+export const organizeModel: Handler<typeof JobName.OrganizeModel> = async (job, data, deps): Promise<OrganizeResult> => {
   const log = jobLogger(deps, job).child({ model: data.label });
   const failures = Object.values(await job.getIgnoredChildrenFailures());
   if (failures.length > 0) throw new UnrecoverableError(`download failed: ${failures.join('; ')}`);

@@ -16,7 +16,7 @@ export interface ServiceResult {
  * service: runs once every dependency has finished (or failed for good), starts ComfyUI and
  * completes when `/system_stats` answers. The ComfyUI child stays supervised by this process.
  */
-export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, deps): Promise<ServiceResult> => {
+export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, _data, deps): Promise<ServiceResult> => {
   const log = jobLogger(deps, job);
   const failed = await job.getIgnoredChildrenFailures();
   const failedDependencies = Object.entries(failed).map(([key, reason]) => `${key.split(':').slice(-2).join(':')}: ${reason}`);

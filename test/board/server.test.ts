@@ -59,7 +59,7 @@ describe('board server', () => {
     expect(names).toEqual(['download', 'nodes', 'organize', 'service']);
   });
 
-  it('reports the status shape of SPEC §5', async () => {
+  it('reports the documented /status shape', async () => {
     const s = (await (await fetch(`${board.url}/status`, { headers: auth })).json()) as Record<string, unknown>;
     expect(s).toMatchObject({
       ready: false,
@@ -72,6 +72,22 @@ describe('board server', () => {
     });
     expect(Object.keys(s.queues as object).sort()).toEqual(['download', 'nodes', 'organize', 'service']);
     expect((s.disk as { freeBytes: number }).freeBytes).toBeGreaterThan(0);
+  });
+
+  it('answers a request without a JSON body with 400 naming the problem', async () => {
+    const noBody = await fetch(`${board.url}/api/models`, { method: 'POST', headers: auth });
+    expect(noBody.status).toBe(400);
+    expect(await noBody.json()).toEqual({ error: 'invalid request', problems: ['body: missing; send a JSON object'] });
+    const form = await post('/api/models', 'source=civitai&versionId=1', { ...auth, 'content-type': 'application/x-www-form-urlencoded' });
+    expect(form.status).toBe(400);
+    expect(await form.json()).toEqual({
+      error: 'invalid request',
+      problems: ['body: must be JSON (Content-Type: application/json), not application/x-www-form-urlencoded'],
+    });
+    const emptyJson = await post('/api/nodes', '', auth);
+    expect(emptyJson.status).toBe(400);
+    expect(((await emptyJson.json()) as { problems: string[] }).problems).toEqual(['body: missing; send a JSON object']);
+    expect(await queues.queue.download.count()).toBe(0);
   });
 
   it('rejects invalid model specs with every problem listed, enqueueing nothing', async () => {

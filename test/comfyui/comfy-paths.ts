@@ -2,10 +2,10 @@ import { execa } from 'execa';
 
 /**
  * Reads extra_model_paths files the way ComfyUI's utils/extra_config.py does (PyYAML, base_path,
- * one path per line, legacy folder names mapped) and returns folder → absolute paths.
- * Undefined when PyYAML is not installed.
+ * one path per line, legacy folder names mapped) and returns folder → absolute paths. Needs PyYAML,
+ * as ComfyUI does: scripts/setup.sh installs it (python3-yaml), and its absence fails the test.
  */
-export async function comfyFolderPaths(...files: string[]): Promise<Record<string, string[]> | undefined> {
+export async function comfyFolderPaths(...files: string[]): Promise<Record<string, string[]>> {
   const script = `
 import json, os, sys, yaml
 LEGACY = {"clip": "text_encoders", "unet": "diffusion_models"}
@@ -31,7 +31,7 @@ for f in sys.argv[1:]:
 print(json.dumps(out))
 `;
   const probe = await execa('python3', ['-c', 'import yaml'], { reject: false });
-  if (probe.exitCode !== 0) return undefined;
+  if (probe.exitCode !== 0) throw new Error('python3 cannot import yaml (PyYAML): run scripts/setup.sh, which installs python3-yaml');
   const { stdout } = await execa('python3', ['-c', script, ...files]);
   return JSON.parse(stdout) as Record<string, string[]>;
 }

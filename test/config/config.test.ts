@@ -100,7 +100,7 @@ describe('configuration', () => {
     ]);
   });
 
-  it('parses the manifest of SPEC §3 with folder aliases, short forms and nodes', async () => {
+  it('parses the README\'s manifest with folder aliases, short forms and nodes', async () => {
     const manifest = await writeManifest(`
 [models.checkpoints.sdxl-base]
 source = "huggingface"

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, statfs } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, statfs, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +47,16 @@ async function sha256Of(file: string): Promise<string> {
 }
 
 describe('downloadFile', () => {
+  it('stops at a part file it cannot look at instead of discarding it as absent', async () => {
+    const opts = options();
+    await mkdir(path.dirname(opts.partPath), { recursive: true });
+    await symlink(path.basename(opts.partPath), opts.partPath);
+    await expect(downloadFile(opts)).rejects.toMatchObject({ code: 'ELOOP' });
+    expect((await lstat(opts.partPath)).isSymbolicLink()).toBe(true);
+    expect(cdn.requests).toHaveLength(0);
+    await rm(opts.partPath);
+  });
+
   it('fetches a file of unknown size in one request when the first request already covers it', async () => {
     const opts = options({ expectedBytes: undefined, segmentBytes: 64 * MB, connections: 1 });
     const result = await downloadFile(opts);

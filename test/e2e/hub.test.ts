@@ -59,6 +59,21 @@ describe('provisioning from every source', () => {
     expect(encoders.name).toBe('clip_l.safetensors, t5xxl_fp8_e4m3fn.safetensors');
   });
 
+  it('lists every file of a model in /status, each with its path and verified sha256', async () => {
+    const encoders = status.models.find((m) => m.origin.endsWith('text_encoders.flux'))!;
+    expect(encoders.sha256).toBeNull();
+    expect(encoders.files.map((f) => [f.name, f.state, path.relative(ws.comfyDir, f.path!)])).toEqual([
+      ['clip_l.safetensors', 'ready', 'models/text_encoders/clip_l.safetensors'],
+      ['t5xxl_fp8_e4m3fn.safetensors', 'ready', 'models/text_encoders/t5xxl_fp8_e4m3fn.safetensors'],
+    ]);
+    for (const file of encoders.files) {
+      expect(file.sha256).toBe(createHash('sha256').update(await readFile(file.path!)).digest('hex'));
+      expect(file.bytes).toBe((await readFile(file.path!)).length);
+    }
+    const single = status.models.find((m) => m.origin.endsWith('ultrasharp'))!;
+    expect(single.files).toEqual([{ name: '4x-UltraSharp.pth', path: single.path, bytes: single.bytes, sha256: single.sha256, state: 'ready' }]);
+  });
+
   it('verifies what it downloads against the published checksums', async () => {
     const upscaler = status.models.find((m) => m.origin.endsWith('ultrasharp'))!;
     const bytes = await readFile(upscaler.path!);

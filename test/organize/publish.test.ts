@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -102,5 +102,14 @@ describe('publishFile', () => {
     const file = await downloaded(root, 'm1', 'x.safetensors', 'weights');
     await expect(publish({ ...file, name: '../../escape.safetensors' })).rejects.toThrow(/outside/);
     expect(await readdir(root)).not.toContain('escape.safetensors');
+  });
+
+  it('stops at a target it cannot look at instead of taking it for a free name', async () => {
+    const file = await downloaded(root, 'm1', 'loop.safetensors', 'weights');
+    await mkdir(path.join(root, 'loras'), { recursive: true });
+    // A symlink loop answers stat with ELOOP: something is there, but it cannot be examined.
+    await symlink('loop.safetensors', path.join(root, 'loras', 'loop.safetensors'));
+    await expect(publish(file)).rejects.toMatchObject({ code: 'ELOOP' });
+    expect((await lstat(path.join(root, 'loras', 'loop.safetensors'))).isSymbolicLink()).toBe(true);
   });
 });

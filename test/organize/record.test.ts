@@ -1,11 +1,14 @@
-import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { UserError } from '../../src/lib/errors.js';
 import * as hash from '../../src/lib/hash.js';
 import { publishFile } from '../../src/organize/publish.js';
-import { VerifiedRecord } from '../../src/organize/record.js';
+import { RECORD_FILE, VerifiedRecord } from '../../src/organize/record.js';
+import { runUnprivileged } from '../fixtures/unprivileged.js';
+import { REPO_ROOT } from '../helpers.js';
 import { downloaded, sha256Of } from './helpers.js';
 
 let root: string;
@@ -81,10 +84,42 @@ describe('VerifiedRecord across a warm restart', () => {
     for (let i = 0; i < 20; i++) expect(await record.validEntries(`m${i}`)).toHaveLength(1);
   });
 
-  it('starts afresh from a corrupt record instead of failing', async () => {
-    await writeFile(path.join(root, '.phoenix-verified.json'), '{not json');
-    expect(await new VerifiedRecord(root).validEntries('m1')).toBeUndefined();
+  it('keeps a damaged record aside with a warning naming it, and starts a new one', async () => {
+    await publishSample('m0', 'kept.safetensors', 'kept');
+    const recordPath = path.join(root, RECORD_FILE);
+    const whole = await readFile(recordPath, 'utf8');
+    await writeFile(recordPath, whole.slice(0, 40));
+    const warnings: { keptAs?: string; msg?: string }[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line) as { keptAs?: string }) });
+
+    expect(await new VerifiedRecord(root, log).validEntries('m0')).toBeUndefined();
+    expect(warnings).toHaveLength(1);
+    const keptAs = warnings[0]!.keptAs!;
+    expect(path.dirname(keptAs)).toBe(root);
+    expect(path.basename(keptAs)).toMatch(/^\.phoenix-verified\.json\.damaged-/);
+    expect(await readFile(keptAs, 'utf8')).toBe(whole.slice(0, 40));
     await publishSample();
     expect(await new VerifiedRecord(root).validEntries('m1')).toHaveLength(1);
+    // The damaged text is still there for a look, untouched by the new record.
+    expect(await readFile(keptAs, 'utf8')).toBe(whole.slice(0, 40));
+  });
+
+  it('sets aside a record of another version or shape rather than trusting it', async () => {
+    await writeFile(path.join(root, RECORD_FILE), JSON.stringify({ version: 7, files: { 'checkpoints/a.safetensors': { path: 1 } } }));
+    expect(await new VerifiedRecord(root).validEntries('m1')).toBeUndefined();
+    expect((await readdir(root)).filter((n) => n.includes('.damaged-'))).toHaveLength(1);
+  });
+
+  it('fails loudly on a record it may not read, instead of starting over without its entries', async () => {
+    await publishSample();
+    await chmod(root, 0o755);
+    await chmod(path.join(root, RECORD_FILE), 0o600);
+    const r = await runUnprivileged(`
+      import { VerifiedRecord } from '${REPO_ROOT}/src/organize/record.ts';
+      try { console.log('entries', JSON.stringify(await new VerifiedRecord('${root}').validEntries('m1'))); }
+      catch (err) { console.log('error', err.message); }
+    `);
+    expect(r.stdout.trim()).toMatch(/^error cannot read the verified-files record .*\.phoenix-verified\.json: EACCES/);
+    expect((await readdir(root)).filter((n) => n.includes('.damaged-'))).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@ import { civitaiSource, folderOfCivitaiType } from '../../src/sources/civitai.js
 import { resolveModel } from '../../src/sources/index.js';
 import { startCivitaiFixture, type CivitaiFixture } from '../fixtures/civitai-server.js';
 import { fakeSafetensors, sawSecret, sha256Hex } from '../fixtures/http-server.js';
-import { fetchResolved, sourceContext, testConfig } from '../fixtures/source-context.js';
+import { fetchResolved, sourceContext, configInTempWorkspace } from '../fixtures/source-context.js';
 import { startStorageFixture, type StorageFixture } from '../fixtures/storage-server.js';
 import { failure } from '../helpers.js';
 
@@ -55,7 +55,7 @@ afterAll(async () => {
 });
 
 async function context(env: Record<string, string> = {}) {
-  const { config, cleanup } = await testConfig({ CIVITAI_BASE_URL: civitai.url, ...env });
+  const { config, cleanup } = await configInTempWorkspace({ CIVITAI_BASE_URL: civitai.url, ...env });
   cleanups.push(cleanup);
   return sourceContext(config);
 }
@@ -162,7 +162,7 @@ describe('CivitAI source', () => {
       models: [{ versionId: 102, type: 'LORA', access: 'login', files: [{ id: 4, name: 'x.safetensors', content: lora }] }],
     });
     try {
-      const { config, cleanup } = await testConfig({ CIVITAI_BASE_URL: redirecting.url });
+      const { config, cleanup } = await configInTempWorkspace({ CIVITAI_BASE_URL: redirecting.url });
       cleanups.push(cleanup);
       const err = await failure(resolveModel(spec('102'), sourceContext(config)));
       expect(err).toBeInstanceOf(UserError);

@@ -5,7 +5,7 @@ import { driveFileId, fetchGoogleDriveText } from '../../src/lib/gdrive.js';
 import { resolveModel } from '../../src/sources/index.js';
 import { PERMISSION_MESSAGE, QUOTA_MESSAGE, startGdriveFixture, type GdriveFixture } from '../fixtures/gdrive-server.js';
 import { fakeSafetensors, sha256Hex } from '../fixtures/http-server.js';
-import { fetchResolved, sourceContext, testConfig } from '../fixtures/source-context.js';
+import { fetchResolved, sourceContext, configInTempWorkspace } from '../fixtures/source-context.js';
 import { failure } from '../helpers.js';
 
 const small = fakeSafetensors('small', 900);
@@ -41,7 +41,7 @@ function driveEnv(): Record<string, string> {
 }
 
 async function context() {
-  const { config, cleanup } = await testConfig(driveEnv());
+  const { config, cleanup } = await configInTempWorkspace(driveEnv());
   cleanups.push(cleanup);
   return sourceContext(config);
 }
@@ -115,7 +115,7 @@ describe('manifests on Google Drive', () => {
 
   it('loads PROVISION_URL from a share link through createManifestFetcher', async () => {
     const env = { ...driveEnv(), PROVISION_URL: drive.shareLink('1manifestId') };
-    const { config, cleanup } = await testConfig(env, { fetchText: createManifestFetcher({ gdrive: drive.url, gdriveUsercontent: drive.usercontentUrl }) });
+    const { config, cleanup } = await configInTempWorkspace(env, { fetchText: createManifestFetcher({ gdrive: drive.url, gdriveUsercontent: drive.usercontentUrl }) });
     cleanups.push(cleanup);
     expect(config.models).toEqual([
       { origin: 'manifest models.loras.detail', spec: { source: 'civitai', versionId: '58390', category: 'loras' } },

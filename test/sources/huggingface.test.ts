@@ -5,7 +5,7 @@ import { globToRegExp } from '../../src/sources/huggingface.js';
 import { resolveModel } from '../../src/sources/index.js';
 import { fakeSafetensors, sawSecret, sha256Hex } from '../fixtures/http-server.js';
 import { startHuggingfaceFixture, type HuggingfaceFixture } from '../fixtures/huggingface-server.js';
-import { fetchResolved, sourceContext, testConfig } from '../fixtures/source-context.js';
+import { fetchResolved, sourceContext, configInTempWorkspace } from '../fixtures/source-context.js';
 import { startStorageFixture, type StorageFixture } from '../fixtures/storage-server.js';
 import { failure } from '../helpers.js';
 
@@ -57,7 +57,7 @@ afterAll(async () => {
 });
 
 async function context(env: Record<string, string> = {}) {
-  const { config, cleanup } = await testConfig({ HF_ENDPOINT: hub.url, ...env });
+  const { config, cleanup } = await configInTempWorkspace({ HF_ENDPOINT: hub.url, ...env });
   cleanups.push(cleanup);
   return sourceContext(config);
 }

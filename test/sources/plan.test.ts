@@ -5,7 +5,7 @@ import { planModels } from '../../src/commands/plan.js';
 import { startCivitaiFixture, type CivitaiFixture } from '../fixtures/civitai-server.js';
 import { fakeSafetensors, sha256Hex } from '../fixtures/http-server.js';
 import { startHuggingfaceFixture, type HuggingfaceFixture } from '../fixtures/huggingface-server.js';
-import { testConfig } from '../fixtures/source-context.js';
+import { configInTempWorkspace } from '../fixtures/source-context.js';
 import { startStorageFixture, type StorageFixture } from '../fixtures/storage-server.js';
 
 const lora = fakeSafetensors('lora', 3000);
@@ -34,7 +34,7 @@ afterAll(async () => {
 
 describe('planModels', () => {
   it('resolves every model without downloading, reporting failures beside successes', async () => {
-    const { config, cleanup } = await testConfig({
+    const { config, cleanup } = await configInTempWorkspace({
       CIVITAI_BASE_URL: civitai.url,
       HF_ENDPOINT: hub.url,
       CIVITAI_MODELS: '58390,999',
@@ -74,7 +74,7 @@ describe('planModels', () => {
   });
 
   it('returns an empty plan when nothing is configured', async () => {
-    const { config, cleanup } = await testConfig({});
+    const { config, cleanup } = await configInTempWorkspace({});
     cleanups.push(cleanup);
     expect(await planModels(config, pino({ level: 'silent' }))).toEqual([]);
   });

@@ -3,7 +3,7 @@ import { UserError } from '../../src/lib/errors.js';
 import { assertLooksLikeModel } from '../../src/lib/http.js';
 import { resolveModel } from '../../src/sources/index.js';
 import { fakeSafetensors } from '../fixtures/http-server.js';
-import { sourceContext, testConfig } from '../fixtures/source-context.js';
+import { sourceContext, configInTempWorkspace } from '../fixtures/source-context.js';
 import { startStorageFixture, type StorageFixture } from '../fixtures/storage-server.js';
 
 let storage: StorageFixture;
@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 async function context() {
-  const { config, cleanup } = await testConfig({});
+  const { config, cleanup } = await configInTempWorkspace({});
   cleanups.push(cleanup);
   return sourceContext(config);
 }

@@ -30,6 +30,8 @@ async function startFakeRunPod(): Promise<FixtureServer & { calls: SaveCall[] }>
     if (req.headers.authorization !== `Bearer ${GOOD_KEY}`) return sendJson(res, 401, { error: 'Unauthorized' });
     if (!/saveTemplate\(input: \$input\)/.test(body.query)) return sendJson(res, 400, { errors: [{ message: 'bad query' }] });
     const { name } = body.variables.input;
+    // Some GraphQL servers echo the request in their error; the key must not come back through it.
+    if (name === 'echo-the-key') return sendJson(res, 200, { errors: [{ message: `bad input near ${req.headers.authorization}` }] });
     if (names.has(name)) return sendJson(res, 200, { data: { saveTemplate: null }, errors: [{ message: 'Template name must be unique' }] });
     names.add(name);
     return sendJson(res, 200, { data: { saveTemplate: { id: `tpl${names.size}`, name, imageName: 'x' } } });
@@ -87,6 +89,13 @@ describe('RunPod template', () => {
     await expect(deployTemplate(template, { apiKey: GOOD_KEY, baseUrl: runpod.url })).rejects.toThrow(
       'RunPod refused the template "deploy-twice": Template name must be unique',
     );
+  });
+
+  it('never repeats the API key when RunPod echoes it in an error', async () => {
+    const err = await deployTemplate(buildTemplate({ name: 'echo-the-key' }), { apiKey: GOOD_KEY, baseUrl: runpod.url }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toContain('bad input near Bearer [redacted]');
+    expect((err as Error).message).not.toContain(GOOD_KEY);
   });
 
   it('runs as a command reading the key and base URL from the config, never printing the key', async () => {

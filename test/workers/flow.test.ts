@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -162,6 +162,36 @@ url = "${server.url('/dl/lora')}"
     expect(server.served.get('/models/good.safetensors') ?? 0).toBe(servedBefore);
   });
 
+  it('re-hashes the files in place instead of downloading them when the verified record is damaged', async () => {
+    const env = { PROVISION_URL: await writeManifest(`[models.checkpoints]\ngood = "${server.url('/models/good.safetensors')}"\n`) };
+    const first = await boot(env);
+    await produce({ config: first.config, queues: first.queues, connection: first.conn, log: silentLog });
+    await waitReady(first.config, first.queues, first.conn);
+    await first.workers.close(5000);
+    await first.queues.close();
+    first.conn.disconnect();
+
+    const modelsRoot = path.join(first.ws.comfyDir, 'models');
+    const recordPath = path.join(modelsRoot, '.phoenix-verified.json');
+    const whole = await readFile(recordPath, 'utf8');
+    await writeFile(recordPath, whole.slice(0, Math.floor(whole.length / 2)));
+    const servedBefore = server.served.get('/models/good.safetensors') ?? 0;
+
+    const second = await boot(env, { ws: first.ws, prefix: first.prefix });
+    await produce({ config: second.config, queues: second.queues, connection: second.conn, log: silentLog });
+    const status = await waitReady(second.config, second.queues, second.conn);
+    expect(status.models).toMatchObject([{ name: 'good.safetensors', state: 'ready', sha256: sha(good) }]);
+    // Only the one-byte probe that resolves the model's size went out; no body was fetched again.
+    expect((server.served.get('/models/good.safetensors') ?? 0) - servedBefore).toBeLessThanOrEqual(1);
+    // The damaged record is kept aside, and the new one lists the file again.
+    const names = await readdir(modelsRoot);
+    const aside = names.filter((n) => n.startsWith('.phoenix-verified.json.damaged-'));
+    expect(aside).toHaveLength(1);
+    expect(await readFile(path.join(modelsRoot, aside[0]!), 'utf8')).toBe(whole.slice(0, Math.floor(whole.length / 2)));
+    const rebuilt = JSON.parse(await readFile(recordPath, 'utf8')) as { files: Record<string, { sha256: string }> };
+    expect(rebuilt.files['checkpoints/good.safetensors']?.sha256).toBe(sha(good));
+  });
+
   it('downloads a large Google Drive file through its one-time confirm link', async () => {
     const big = randomBytes(6_000_000);
     const drive = await startGdriveFixture({ files: [{ id: '1bigDriveFile_x', name: 'drive model.safetensors', content: big, large: true }] });
@@ -195,11 +225,20 @@ url = "${server.url('/dl/lora')}"
       await produce({ config, queues, connection: conn, log: silentLog });
       const ready = await waitReady(config, queues, conn);
       expect(ready.models).toMatchObject([{ name: expect.any(String), state: expect.stringMatching(/^(queued|downloading)$/) }]);
+      // While it downloads, /status lists its file with what the source told so far.
+      const downloading = await eventually(async () => {
+        const s = await podStatus(config, queues, new PodState(conn, queues.prefix));
+        return s.models[0]?.files[0]?.state === 'downloading' ? s.models[0] : undefined;
+      }, 10_000, 'the file downloading');
+      expect(downloading.files).toEqual([{ name: 'slow.safetensors', path: null, bytes: 1536 * 1024, sha256: null, state: 'downloading' }]);
       const done = await eventually(async () => {
         const s = await podStatus(config, queues, new PodState(conn, queues.prefix));
         return s.models[0]?.state === 'ready' ? s : undefined;
       }, 30_000, 'the model after ComfyUI');
       expect(done.comfyui.restarts).toBe(0);
+      expect(done.models[0]!.files).toEqual([
+        { name: 'slow.safetensors', path: expect.stringMatching(/models\/loras\/slow\.safetensors$/), bytes: 1536 * 1024, sha256: cdn.sha256('/slow.safetensors'), state: 'ready' },
+      ]);
     } finally {
       await cdn.close();
     }
