@@ -26,10 +26,10 @@ export const LEASE_TTL_MS = 10_000;
 /** Outcomes are kept a day: long enough for every pod of a fleet start, short enough to stay small. */
 const OUTCOME_TTL_MS = 24 * 3600_000;
 
-// One key per lease, so every script touches one key: fine on a Redis Cluster.
 // Acquiring also reads the outcome the previous holder left, in the same step: a holder that
 // finished just before is never mistaken for one that never was. The outcome key shares the
-// lease key's hash tag (the fleet prefix), so this two-key script runs on a Redis Cluster too.
+// lease key's hash tag (the fleet prefix), so this two-key script runs on a Redis Cluster too;
+// the others touch one key.
 const ACQUIRE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 redis.call('HSET', KEYS[1], 'token', ARGV[1], 'pod', ARGV[2], 'since', ARGV[3], 'bytesDone', '0', 'bytes', '')
