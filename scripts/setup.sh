@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks for Phoenix's demo and tests: the system
-# packages (redis-server, git, python3 with PyYAML, supervisor, aria2, curl, openssl, iproute2,
-# nftables) and the npm
-# dependencies.
+# packages (redis-server and redis-cli, git, python3 with PyYAML, supervisor, aria2, curl, openssl,
+# iproute2, nftables) and the npm dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+# redis-cli builds the Redis Cluster of the fleet tests (`redis-cli --cluster create`).
+command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v git >/dev/null || need+=(git)
 command -v python3 >/dev/null || need+=(python3)
 command -v supervisord >/dev/null || need+=(supervisor)

@@ -8,7 +8,7 @@ import { runStatus } from './commands/status.js';
 import { runTemplate } from './commands/template.js';
 import { ConfigError, loadConfig } from './config/index.js';
 import { createLogger } from './lib/log.js';
-import { forever, runBoard, runCleanup, runProduce, runRedis, runWorkers } from './runtime/programs.js';
+import { forever, runBoard, runCleanup, runFleetBoard, runProduce, runRedis, runWorkers } from './runtime/programs.js';
 import { stopOnSignals } from './runtime/shutdown.js';
 import { up } from './runtime/up.js';
 
@@ -17,11 +17,13 @@ const USAGE = `usage: phoenix <command>
   up                 run the whole pod: Redis, workers, board, producer, then ComfyUI
   produce            enqueue this start's job flow (idempotent) and exit
   workers            run the download, organize, nodes and service workers
-  board              serve Bull Board, /status and the API on PHOENIX_PORT
+  board [--fleet]    serve Bull Board, /status and the API on PHOENIX_PORT; --fleet: the fleet
+                     board alone against the shared Redis (every pod's queues, /fleet, /api/fleet)
   plan [--json] [--workflow <file>]
                      validate the configuration (and the workflow) and list what would be provisioned
   add <spec>         enqueue a model through the API: a CivitAI version id or AIR, owner/repo[/file],
                      or a URL  [--category <folder>] [--filename <name>]
+                     [--fleet [--pods <id,…>] [--labels <k=v,…>]]: to the fleet's live pods
   add --workflow <file> [--name <name>]
                      enqueue what a ComfyUI workflow needs (its models and custom nodes) through the API
   status [--json]    print the pod's status from the API
@@ -47,6 +49,9 @@ async function main(argv: string[]): Promise<number> {
       image: { type: 'string' },
       name: { type: 'string' },
       workflow: { type: 'string', multiple: true },
+      fleet: { type: 'boolean', default: false },
+      pods: { type: 'string' },
+      labels: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -70,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
     case 'workers':
       return await runWorkers(config, log);
     case 'board':
-      return await runBoard(config, log);
+      return values.fleet ? await runFleetBoard(config, log) : await runBoard(config, log);
     case 'plan':
       return await runPlan(config, log, values.json ?? false);
     case 'add':

@@ -1,13 +1,13 @@
 import express, { type RequestHandler, type Router } from 'express';
 import type { PodState } from '../comfyui/pod-state.js';
-import type { Config, ConfiguredModel } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
-import { ModelSpec } from '../config/model-spec.js';
 import { nodeNameFromUrl, parseNodeSpec } from '../config/nodes.js';
 import type { Logger } from '../lib/log.js';
 import { enqueueModels, enqueueNode } from '../producer/produce.js';
 import { QUEUE_NAMES } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
+import { isObject, parseModels } from './model-input.js';
 import { workflowsRoute } from './workflows-api.js';
 
 /**
@@ -22,24 +22,7 @@ export function apiRouter(config: Config, queues: Queues, pod: PodState, log: Lo
   router.use(express.json({ limit: '256kb' }), requireJsonBody);
 
   router.post('/models', async (req, res) => {
-    const body: unknown = req.body;
-    const list = isObject(body) && Array.isArray(body.models) ? (body.models as unknown[]) : [body];
-    if (list.length === 0) {
-      res.status(400).json({ error: 'invalid request', problems: ['models: must list at least one model'] });
-      return;
-    }
-    const problems: string[] = [];
-    const models: ConfiguredModel[] = [];
-    list.forEach((raw, i) => {
-      const where = list.length > 1 || Array.isArray((body as { models?: unknown }).models) ? `models[${i}]` : 'model';
-      if (isObject(raw) && raw.headers !== undefined) {
-        problems.push(`${where}.headers: header values are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
-        return;
-      }
-      const parsed = ModelSpec.safeParse(raw);
-      if (parsed.success) models.push({ origin: 'api', spec: parsed.data });
-      else problems.push(...formatIssues(where, parsed.error));
-    });
+    const { models, problems } = parseModels(req.body, 'api');
     if (problems.length > 0) {
       res.status(400).json({ error: 'invalid model spec', problems });
       return;
@@ -88,7 +71,7 @@ export function apiRouter(config: Config, queues: Queues, pod: PodState, log: Lo
  * Every POST here takes a JSON body: one sent as another type, or none at all, is bad input
  * answered like any other (400 with the problem named), never a crash on an undefined body.
  */
-const requireJsonBody: RequestHandler = (req, res, next) => {
+export const requireJsonBody: RequestHandler = (req, res, next) => {
   if (req.method !== 'POST') {
     next();
     return;
@@ -103,7 +86,3 @@ const requireJsonBody: RequestHandler = (req, res, next) => {
   if (problem) res.status(400).json({ error: 'invalid request', problems: [problem] });
   else next();
 };
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}

@@ -1,6 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
+import type { ComfyStatus, Gpu, PodState } from '../comfyui/pod-state.js';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
 import { isRegistryNode } from '../config/nodes.js';
@@ -16,7 +17,6 @@ import {
   type OrganizeResult,
   type QueueName,
 } from '../queue/jobs.js';
-import type { ComfyStatus, Gpu, PodState } from '../comfyui/pod-state.js';
 import type { Queues } from '../queue/queues.js';
 import { workflowStatuses, type WorkflowStatus } from '../queue/workflow-progress.js';
 import { privacyStatus, type PrivacyStatus } from '../privacy/status.js';
@@ -50,6 +50,10 @@ export interface ModelStatus {
   state: ModelState;
   error: string | null;
   files: FileStatus[];
+  /** Another pod of the fleet fetches this model (or its file) right now; bytes are its progress. */
+  waitingFor: string | null;
+  /** While downloading: from the file's origin or from the model mirror. */
+  from: 'origin' | 'mirror' | null;
 }
 
 export interface NodeStatus {
@@ -148,6 +152,8 @@ function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, org
     state,
     error,
     files: fileStatuses(published, progress.files, state, name),
+    waitingFor: state === 'downloading' && progress.phase === 'waiting' ? progress.waitingFor ?? null : null,
+    from: state === 'downloading' && progress.phase === 'downloading' ? progress.from ?? null : null,
   };
 }
 

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { WorkflowRecord } from '../config/index.js';
+import type { RedisClient } from '../lib/redis-client.js';
 import type { Gpu } from './gpu.js';
 
 export type ComfyState = 'waiting' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
@@ -23,7 +23,7 @@ export type { Gpu } from './gpu.js';
  */
 export class PodState {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

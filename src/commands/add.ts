@@ -10,9 +10,19 @@ export interface AddOptions {
   /** Workflow files to add instead of models (`--workflow FILE`), and the name of a single one. */
   workflow?: readonly string[] | undefined;
   name?: string | undefined;
+  /** Add to the fleet's pods (POST /api/fleet/models) instead of this pod. */
+  fleet?: boolean | undefined;
+  /** With `fleet`: only these pod ids (comma-separated) … */
+  pods?: string | undefined;
+  /** … or only the pods with these labels (`k=v,…`). */
+  labels?: string | undefined;
 }
 
-/** `phoenix add <spec>…` or `phoenix add --workflow FILE`: enqueues through the running board's API. Returns the exit code. */
+/**
+ * `phoenix add <spec>…` or `phoenix add --workflow FILE`: enqueues through the running board's API;
+ * with `--fleet`, models go to every live pod of the fleet (or those `--pods` or `--labels` choose)
+ * through the fleet API. Returns the exit code.
+ */
 export async function runAdd(config: Config, specs: readonly string[], options: AddOptions): Promise<number> {
   if (options.workflow && options.workflow.length > 0) return addWorkflows(config, options.workflow, options.name);
   if (specs.length === 0) {
@@ -24,7 +34,14 @@ export async function runAdd(config: Config, specs: readonly string[], options: 
     ...(options.category ? { category: options.category } : {}),
     ...(options.filename ? { filename: options.filename } : {}),
   }));
-  const res = await callApi(config, '/api/models', { method: 'POST', body: JSON.stringify({ models }) });
+  const body = options.fleet
+    ? {
+        models,
+        ...(options.pods ? { pods: options.pods.split(',').map((p) => p.trim()).filter(Boolean) } : {}),
+        ...(options.labels ? { labels: options.labels } : {}),
+      }
+    : { models };
+  const res = await callApi(config, options.fleet ? '/api/fleet/models' : '/api/models', { method: 'POST', body: JSON.stringify(body) });
   process.stdout.write(`${JSON.stringify(res.body, null, 2)}\n`);
   return res.status === 202 ? 0 : res.status === 400 ? 2 : 1;
 }

@@ -15,7 +15,8 @@ export async function runStatus(config: Config, json: boolean): Promise<number> 
     process.stdout.write(`ready: ${s.ready}  ComfyUI: ${s.comfyui.state}\n`);
     for (const m of s.models) {
       const pct = m.bytes ? ` ${Math.floor((100 * m.bytesDone) / m.bytes)}%` : '';
-      process.stdout.write(`  ${m.state.padEnd(11)} ${m.name}${pct}${m.error ? `  (${m.error})` : ''}\n`);
+      const waiting = m.waitingFor ? `  waiting for ${m.waitingFor}` : '';
+      process.stdout.write(`  ${m.state.padEnd(11)} ${m.name}${pct}${waiting}${m.error ? `  (${m.error})` : ''}\n`);
       for (const f of m.files) process.stdout.write(`      ${f.state.padEnd(11)} ${f.path ?? f.name}  ${formatSize(f.bytes)}  ${f.sha256 ?? 'sha256 not known yet'}\n`);
     }
     for (const w of s.workflows ?? []) {

@@ -15,6 +15,10 @@ export const SECRET_VARIABLES = [
   'PHOENIX_WEBHOOK_SECRET',
   // Webhook URLs (Slack's, Discord's…) are capabilities: whoever holds one can post.
   'PHOENIX_WEBHOOK_URL',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'METRICS_TOKEN',
 ] as const;
 
 const bool = z
@@ -40,6 +44,9 @@ const urlVar = z
   .string()
   .regex(/^https?:\/\/[^\s]+$/i, 'must be an http(s) URL')
   .transform((u) => u.replace(/\/+$/, ''));
+
+/** A pod id: it names the pod's queues, its Redis keys and its entry in the fleet registry. */
+export const POD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /** The environment, after aliases and `<NAME>_FILE` secrets are folded in. */
 export const EnvSchema = z.object({
@@ -98,6 +105,20 @@ export const EnvSchema = z.object({
   DOWNLOAD_GRACE_PERIOD: int(0, 86_400).default(300),
   PRIVACY_ALLOW: list.default([]),
   PRIVACY_DENY: list.default([]),
+  // Fleet: one shared Redis (or Redis Cluster) and one S3-compatible model mirror for many pods.
+  REDIS_CLUSTER: z.string().optional(),
+  PHOENIX_POD_ID: z.string().regex(POD_ID, 'must be 1-63 letters, digits, dots, dashes or underscores').optional(),
+  RUNPOD_POD_ID: z.string().min(1).optional(),
+  HOSTNAME: z.string().min(1).optional(),
+  PHOENIX_POD_LABELS: z.string().optional(),
+  PHOENIX_FLEET: bool.default(false),
+  MODEL_MIRROR: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?$/, 'must be s3://bucket[/prefix]').optional(),
+  MODEL_MIRROR_ENDPOINT: urlVar.optional(),
+  AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  AWS_SESSION_TOKEN: z.string().min(1).optional(),
+  AWS_REGION: z.string().regex(/^[a-z0-9-]+$/, 'must be a region name such as us-east-1 or auto').default('us-east-1'),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 /** Older templates' names, folded into the canonical variable when that one is unset. */
@@ -109,7 +130,17 @@ const ALIASES: Record<string, string> = {
   COMFY_REGISTRY_NODES: 'COMFY_NODES',
 };
 
-const FILE_SECRETS = ['CIVITAI_TOKEN', 'HF_TOKEN', 'PHOENIX_PASSWORD', 'FB_PASSWORD', 'PHOENIX_WEBHOOK_SECRET'];
+const FILE_SECRETS = [
+  'CIVITAI_TOKEN',
+  'HF_TOKEN',
+  'PHOENIX_PASSWORD',
+  'FB_PASSWORD',
+  'PHOENIX_WEBHOOK_SECRET',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'METRICS_TOKEN',
+];
 
 /** Applies aliases and `<NAME>_FILE`; keeps only non-empty values so defaults apply to blanks. */
 export function foldEnvironment(env: NodeJS.ProcessEnv, problems: string[]): Record<string, string> {

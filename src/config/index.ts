@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
+import { fleetConfig, mirrorConfig, redisCluster, type FleetConfig, type MirrorConfig, type RedisNode } from './fleet.js';
 import type { ModelFolder } from './folders.js';
 import { hostPatternProblems, normalizeHost } from './host-pattern.js';
 import { createManifestFetcher, formatIssues, parseManifest, readManifestText } from './manifest.js';
@@ -15,6 +16,7 @@ export { SECRET_VARIABLES } from './env.js';
 export { ConfigError } from './errors.js';
 export type { ConfiguredModel } from './model-spec.js';
 export type { WorkflowRecord } from './workflows.js';
+export type { FleetConfig, MirrorConfig, RedisNode } from './fleet.js';
 
 export interface Config {
   workspace: string;
@@ -35,6 +37,14 @@ export interface Config {
   server: { port: number; username: string; password: string; passwordGenerated: boolean };
   filebrowser: { port: number; username: string; password: string; passwordGenerated: boolean };
   redisUrl: string | undefined;
+  /** Nodes of a Redis Cluster (REDIS_CLUSTER); REDIS_URL then gives only the password and TLS. */
+  redisCluster: readonly RedisNode[] | undefined;
+  /** This pod's id, labels and place in a fleet (one Redis and one mirror for many pods). */
+  fleet: FleetConfig;
+  /** The S3-compatible model mirror, or undefined. */
+  mirror: MirrorConfig | undefined;
+  /** Bearer token for GET /metrics besides the board's login. */
+  metricsToken: string | undefined;
   /** Persistent model storage, or undefined when models live in the ComfyUI checkout. */
   persistentStorage: string | undefined;
   /** Root of the model folders (`<root>/checkpoints`, `<root>/loras`, …). */
@@ -112,6 +122,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
   const models = environmentModels(e, endpoints, problems);
   const nodes = environmentNodes(e, problems);
   const workflowSources: WorkflowSource[] = [];
+  const fleet = { fleet: fleetConfig(e, problems), mirror: mirrorConfig(e, problems), redisCluster: redisCluster(e, problems) };
   if (e.PROVISION_URL) {
     const manifest = await readManifest(e.PROVISION_URL, fetchText, endpoints, problems);
     models.push(...manifest.models);
@@ -133,7 +144,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
   problems.push(...hostPatternProblems('PRIVACY_ALLOW', e.PRIVACY_ALLOW), ...hostPatternProblems('PRIVACY_DENY', e.PRIVACY_DENY));
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(
-    assemble(env, e, { endpoints, models: catalog.allModels(), nodes: catalog.allNodes(), workflows: catalog.records }),
+    assemble(env, e, { endpoints, models: catalog.allModels(), nodes: catalog.allNodes(), workflows: catalog.records, ...fleet }),
   );
 }
 
@@ -232,7 +243,8 @@ function checkNodeNames(nodes: NodeSpec[], problems: string[]): void {
 function collectSecrets(e: Env, passwords: readonly string[], models: readonly ConfiguredModel[]): string[] {
   const headerSecrets = models.flatMap((m) => (m.spec.source === 'url' && m.spec.headers ? Object.values(m.spec.headers) : []));
   const webhook = [e.PHOENIX_WEBHOOK_SECRET, e.PHOENIX_WEBHOOK_URL];
-  return [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, ...passwords, ...headerSecrets, ...webhook, ...redisPassword(e.REDIS_URL)].filter(
+  const fleetSecrets = [e.AWS_ACCESS_KEY_ID, e.AWS_SECRET_ACCESS_KEY, e.AWS_SESSION_TOKEN, e.METRICS_TOKEN];
+  return [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, ...passwords, ...headerSecrets, ...webhook, ...fleetSecrets, ...redisPassword(e.REDIS_URL)].filter(
     (s): s is string => typeof s === 'string' && s.length >= 4,
   );
 }
@@ -241,7 +253,15 @@ function collectSecrets(e: Env, passwords: readonly string[], models: readonly C
 function assemble(
   env: NodeJS.ProcessEnv,
   e: Env,
-  parts: { endpoints: Config['endpoints']; models: ConfiguredModel[]; nodes: NodeSpec[]; workflows: WorkflowRecord[] },
+  parts: {
+    endpoints: Config['endpoints'];
+    models: ConfiguredModel[];
+    nodes: NodeSpec[];
+    workflows: WorkflowRecord[];
+    fleet: FleetConfig;
+    mirror: MirrorConfig | undefined;
+    redisCluster: RedisNode[] | undefined;
+  },
 ): Config {
   const workspace = path.resolve(e.WORKSPACE);
   const comfyDir = path.resolve(e.COMFYUI_DIR ?? path.join(workspace, 'ComfyUI'));
@@ -278,6 +298,10 @@ function assemble(
     server: { port: e.PHOENIX_PORT, username: e.PHOENIX_USERNAME, password, passwordGenerated: !e.PHOENIX_PASSWORD },
     filebrowser: { port: e.FILEBROWSER_PORT, username: e.FB_USERNAME, password: fbPassword, passwordGenerated: !e.FB_PASSWORD },
     redisUrl: e.REDIS_URL,
+    redisCluster: parts.redisCluster,
+    fleet: parts.fleet,
+    mirror: parts.mirror,
+    metricsToken: e.METRICS_TOKEN,
     persistentStorage,
     modelsRoot: persistentStorage ? path.join(persistentStorage, 'models') : path.join(comfyDir, 'models'),
     tokens: { civitai: e.CIVITAI_TOKEN, hf: e.HF_TOKEN },

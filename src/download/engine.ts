@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { type FileHandle, mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { TransientError } from '../lib/errors.js';
+import { ChecksumMismatch, TransientError } from '../lib/errors.js';
 import { statIfExists } from '../lib/fs.js';
 import { Connector, type OpenedResponse, parseContentRange } from './connector.js';
 import { discardPartial, ensureFreeSpace } from './disk.js';
@@ -32,6 +32,12 @@ export interface DownloadFileOptions {
   signal?: AbortSignal;
   /** Called at most twice a second. */
   onProgress?: (progress: TransferProgress) => void;
+  /**
+   * Told, a few times a second and once at the end, how far the part file holds every byte from
+   * the start: a reader may copy [0, bytes) while the rest still arrives (the mirror's upload does).
+   * The value goes back to 0 when the part file is discarded and the download starts over.
+   */
+  onContiguous?: (bytes: number) => void;
   /** Bytes per ranged request. Default: size / (connections × 4), between 256 KiB and 2 MiB. */
   segmentBytes?: number;
   /** Failures in a row without progress tolerated per connection within one call. Default 5. */
@@ -140,11 +146,12 @@ class FileDownload {
       const sha256 = await hasher.digest(bytes);
       if (options.expectedSha256 && sha256 !== options.expectedSha256.toLowerCase()) {
         await discardPartial(options.partPath);
-        throw new TransientError(
+        throw new ChecksumMismatch(
           `sha256 of ${this.connector.where} is ${sha256}, expected ${options.expectedSha256}: data discarded`,
         );
       }
       await rm(statePath(options.partPath), { force: true });
+      options.onContiguous?.(bytes);
       return { bytes, sha256, resumedBytes, ranged: probe?.status !== 200 };
     } finally {
       await Promise.all([file.close(), hasher.close()]);
@@ -158,7 +165,7 @@ class FileDownload {
     const size = (await statIfExists(options.partPath))?.size;
     const usable =
       state !== undefined &&
-      state.urlId === urlIdentity(options.request.url) &&
+      state.urlId === urlIdentity(options.request.identity ?? options.request.url) &&
       (options.expectedBytes === undefined || state.total === options.expectedBytes) &&
       size === state.total;
     if (usable) return state;
@@ -197,7 +204,7 @@ class FileDownload {
       });
     }
     if (ranged && total !== undefined) {
-      this.state = { version: 1, urlId: urlIdentity(options.request.url), total, validator, done: [], hashedBytes: 0 };
+      this.state = { version: 1, urlId: urlIdentity(options.request.identity ?? options.request.url), total, validator, done: [], hashedBytes: 0 };
     }
     return total;
   }
@@ -221,7 +228,10 @@ class FileDownload {
   ): Promise<number> {
     if (!probe || !probeRange) return total ?? 0;
     const timers = [
-      setInterval(() => void this.saveState(), STATE_INTERVAL_MS),
+      setInterval(() => {
+        void this.saveState();
+        this.options.onContiguous?.(this.written.coveredUntil(0));
+      }, STATE_INTERVAL_MS),
       setInterval(this.progressReporter(total), PROGRESS_INTERVAL_MS),
     ];
     timers.forEach((timer) => timer.unref());

@@ -12,6 +12,11 @@ export interface DownloadRequest {
    * stream; a resume resolves the model again for a fresh URL.
    */
   singleRequest?: boolean;
+  /**
+   * What a resume compares instead of the URL, when the URL changes for every request of the same
+   * bytes (a presigned mirror URL carries a fresh signature each time).
+   */
+  identity?: string;
 }
 
 /** A file the download job fetched and hashed (or found verified), as the organize gate receives it. */

@@ -21,6 +21,9 @@ export class TransientError extends Error {
   }
 }
 
+/** Downloaded bytes whose SHA-256 is not the one expected: discarded, and retried like any transient failure. */
+export class ChecksumMismatch extends TransientError {}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
-import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
+import type { RedisClient } from '../lib/redis-client.js';
 import { openQueues } from '../queue/queues.js';
 import { privacyEnvironment } from './environment.js';
 import { ensureFirewall, removeFirewall, type FirewallState } from './firewall.js';
@@ -24,7 +24,7 @@ export interface RunningPrivacy {
 
 export interface PrivacyServiceOptions {
   config: Config;
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
   log: Logger;
   /** Where the image's entrypoint notes the firewall it set (tests use their own). */

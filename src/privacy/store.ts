@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
+import type { RedisClient } from '../lib/redis-client.js';
 import { QueueName } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
 import { computePhase, type HostCategory, type Phase, type RuntimeRules } from './policy.js';
@@ -62,7 +62,7 @@ export class PrivacyStore {
   /** The last lockdown state seen: a key lost with Redis' data keeps it instead of lifting it. */
   private lastLockdown = false;
 
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
 
   constructor(
     private readonly queues: Queues,

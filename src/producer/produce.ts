@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FlowJob } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { PodState } from '../comfyui/pod-state.js';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import type { NodeSpec } from '../config/nodes.js';
 import type { Logger } from '../lib/log.js';
+import type { RedisClient } from '../lib/redis-client.js';
 import { VerifiedRecord } from '../organize/record.js';
 import { SERVICE_JOB_ID, type QueueName } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
@@ -16,7 +16,7 @@ import { downloadPriorities } from './priorities.js';
 export interface ProduceOptions {
   config: Config;
   queues: Queues;
-  connection: Redis;
+  connection: RedisClient;
   log: Logger;
   /** Whether ComfyUI answers right now (decides "same boot" versus "new boot"). */
   isComfyHealthy?: () => Promise<boolean>;
@@ -113,7 +113,7 @@ async function removeStale(queues: Queues, jobs: readonly { queueName: QueueName
 }
 
 /** A Redis lock so `phoenix produce` and a restarting workers process never enqueue at once. */
-async function withLock<T>(redis: Redis, key: string, fn: () => Promise<T>): Promise<T> {
+async function withLock<T>(redis: RedisClient, key: string, fn: () => Promise<T>): Promise<T> {
   const token = randomUUID();
   const deadline = Date.now() + 120_000;
   while ((await redis.set(key, token, 'PX', 120_000, 'NX')) !== 'OK') {

@@ -82,8 +82,13 @@ export const JOB_QUEUE: { [N in JobName]: QueueName } = {
 
 /** Progress a download reports (at most twice a second). */
 export interface DownloadProgress {
-  phase: 'resolving' | 'downloading' | 'verifying' | 'done';
+  /** `waiting`: another pod fetches this model or file; `bytesDone`/`bytes` are its progress. */
+  phase: 'resolving' | 'waiting' | 'downloading' | 'verifying' | 'done';
   name?: string;
+  /** The pod this one waits for (phase `waiting`). */
+  waitingFor?: string;
+  /** Where the bytes come from while downloading: the file's origin or the model mirror. */
+  from?: 'origin' | 'mirror';
   bytesDone: number;
   bytes?: number;
   bytesPerSecond: number;

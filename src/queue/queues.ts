@@ -1,5 +1,5 @@
 import { FlowProducer, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis-client.js';
 import { QUEUE_NAMES, type QueueName } from './jobs.js';
 
 /** BullMQ key prefix of the pod's queues (tests use their own). */
@@ -8,14 +8,14 @@ export const DEFAULT_PREFIX = 'phoenix';
 export interface Queues {
   readonly prefix: string;
   /** The connection the queues use (not closed by close()). */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly queue: Readonly<Record<QueueName, Queue>>;
   readonly flows: FlowProducer;
   close(): Promise<void>;
 }
 
 /** The four queues and a FlowProducer over one connection (closed by the caller). */
-export function openQueues(connection: Redis, prefix: string = DEFAULT_PREFIX): Queues {
+export function openQueues(connection: RedisClient, prefix: string = DEFAULT_PREFIX): Queues {
   const queue = Object.fromEntries(
     QUEUE_NAMES.map((name) => [
       name,

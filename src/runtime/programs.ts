@@ -1,12 +1,16 @@
 import { startBoard } from '../board/server.js';
 import { PodState } from '../comfyui/pod-state.js';
-import type { Config } from '../config/index.js';
+import { ConfigError, type Config } from '../config/index.js';
+import { PodCounters } from '../fleet/counters.js';
+import { PodRegistry } from '../fleet/registry.js';
 import type { Logger } from '../lib/log.js';
 import { startPrivacy } from '../privacy/service.js';
 import { produce } from '../producer/produce.js';
 import { openQueues } from '../queue/queues.js';
+import { startFleetWorkers } from '../workers/fleet.js';
 import { startWorkers } from '../workers/index.js';
 import { cleanup } from './cleanup.js';
+import { chooseRedis, fleetBoardParts, showInFleet } from './fleet.js';
 import { EmbeddedRedis, connect, redisTarget, whenReady } from './redis.js';
 import { stopOnSignals } from './shutdown.js';
 
@@ -17,8 +21,9 @@ import { stopOnSignals } from './shutdown.js';
 
 /** `phoenix produce`: enqueues this start's flow and exits. */
 export async function runProduce(config: Config, log: Logger): Promise<number> {
-  const connection = connect(redisTarget(config), 'worker');
-  const queues = openQueues(connection);
+  const choice = await chooseRedis(config, log);
+  const connection = connect(choice.target, 'worker');
+  const queues = openQueues(connection, choice.prefix);
   try {
     const result = await produce({ config, queues, connection, log });
     log.info({ action: result.action, jobs: result.jobIds.length }, 'producer done');
@@ -35,15 +40,28 @@ export async function runProduce(config: Config, log: Logger): Promise<number> {
  * disk checks pass.
  */
 export async function runWorkers(config: Config, log: Logger): Promise<number> {
-  const connection = connect(redisTarget(config), 'worker');
-  const privacy = await startPrivacy({ config, connection, prefix: 'phoenix', log });
-  const workers = startWorkers({ config, connection, log, prefix: 'phoenix', comfyEnv: privacy.comfyEnv });
-  const queues = openQueues(connection);
+  const choice = await chooseRedis(config, log);
+  const connection = connect(choice.target, 'worker');
+  const coordination = choice.shared ? connect(choice.target, 'api') : undefined;
+  coordination?.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+  const privacy = await startPrivacy({ config, connection, prefix: choice.prefix, log });
+  const workers = startWorkers({
+    config,
+    connection,
+    log,
+    prefix: choice.prefix,
+    comfyEnv: privacy.comfyEnv,
+    ...(coordination ? { coordination } : {}),
+  });
+  const queues = openQueues(connection, choice.prefix);
+  const fleetWorkers = choice.shared ? startFleetWorkers({ config, connection, log, queues }) : undefined;
   stopOnSignals(async () => {
+    await fleetWorkers?.close();
     await workers.close(10_000);
     await privacy.stop();
     await queues.close();
     connection.disconnect();
+    coordination?.disconnect();
     if (config.paranoid) await cleanup(config, log, { includeState: false });
   }, log);
   await produce({ config, queues, connection, log });
@@ -52,15 +70,50 @@ export async function runWorkers(config: Config, log: Logger): Promise<number> {
 
 /** `phoenix board`: Bull Board, /status and the API. */
 export async function runBoard(config: Config, log: Logger): Promise<number> {
-  const connection = connect(redisTarget(config), 'api');
+  const choice = await chooseRedis(config, log);
+  const connection = connect(choice.target, 'api');
   connection.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
   await whenReady(connection, 120_000);
-  const queues = openQueues(connection);
-  const board = await startBoard({ config, queues, pod: new PodState(connection, queues.prefix), log });
+  const queues = openQueues(connection, choice.prefix);
+  const pod = new PodState(connection, queues.prefix);
+  const fleet = choice.shared ? showInFleet({ config, connection, queues, pod, log }) : undefined;
+  const board = await startBoard({
+    config,
+    queues,
+    pod,
+    counters: new PodCounters(connection, queues.prefix),
+    ...(fleet?.board ? { fleet: fleet.board } : {}),
+    log,
+  });
   stopOnSignals(async () => {
     await board.close();
+    await fleet?.stop();
     await queues.close();
     connection.disconnect();
+  }, log);
+  return forever();
+}
+
+/**
+ * `phoenix board --fleet`: the fleet board alone (on a laptop, against the shared Redis): every
+ * pod's queues, the fleet page and API, and /metrics for the fleet. It is no pod: no /status.
+ */
+export async function runFleetBoard(config: Config, log: Logger): Promise<number> {
+  if (!config.fleet.shared) throw new ConfigError(['REDIS_URL: `phoenix board --fleet` needs the fleet\'s shared Redis (set REDIS_URL or REDIS_CLUSTER)']);
+  const target = redisTarget(config);
+  const connection = connect(target, 'api');
+  const workerConnection = connect(target, 'worker');
+  for (const c of [connection, workerConnection]) c.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+  await whenReady(connection, 120_000);
+  const summaries = startFleetWorkers({ config, connection: workerConnection, log });
+  const fleet = fleetBoardParts(connection, new PodRegistry(connection, config.fleet.fleetPrefix), config, log);
+  const board = await startBoard({ config, fleet: fleet.parts, log });
+  stopOnSignals(async () => {
+    await board.close();
+    await summaries.close();
+    await fleet.close();
+    connection.disconnect();
+    workerConnection.disconnect();
   }, log);
   return forever();
 }

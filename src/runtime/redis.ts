@@ -2,16 +2,18 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
-import { Redis, type RedisOptions } from 'ioredis';
-import type { Config } from '../config/index.js';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Config, RedisNode } from '../config/index.js';
 import { stopChild } from '../lib/child.js';
 import type { Logger } from '../lib/log.js';
 import { PidFile } from '../lib/pidfile.js';
+import type { RedisClient } from '../lib/redis-client.js';
 
-/** Where Redis is: the pod's own unix socket, or REDIS_URL. */
-export type RedisTarget = { path: string } | { url: string };
+/** Where Redis is: the pod's own unix socket, REDIS_URL, or a Redis Cluster (REDIS_CLUSTER). */
+export type RedisTarget = { path: string } | { url: string } | { cluster: readonly RedisNode[]; url?: string };
 
 export function redisTarget(config: Config): RedisTarget {
+  if (config.redisCluster) return { cluster: config.redisCluster, ...(config.redisUrl ? { url: config.redisUrl } : {}) };
   if (!config.redisUrl) return { path: socketPath(config.stateDir) };
   // ioredis reads redis:// and rediss:// URLs; a unix:// URL names a socket path.
   if (config.redisUrl.startsWith('unix://')) return { path: new URL(config.redisUrl).pathname };
@@ -26,14 +28,36 @@ export function socketPath(stateDir: string): string {
  * An ioredis client. Workers need `maxRetriesPerRequest: null` (blocking commands); an HTTP
  * API should fail fast instead of queueing commands while Redis is down.
  */
-export function connect(target: RedisTarget, purpose: 'worker' | 'api'): Redis {
+export function connect(target: RedisTarget, purpose: 'worker' | 'api'): RedisClient {
   const options: RedisOptions =
     purpose === 'worker' ? { maxRetriesPerRequest: null } : { maxRetriesPerRequest: 1, enableOfflineQueue: false };
   return client(target, options);
 }
 
-function client(target: RedisTarget, options: RedisOptions): Redis {
+function client(target: RedisTarget, options: RedisOptions): RedisClient {
+  if ('cluster' in target) return clusterClient(target, options);
   return 'path' in target ? new Redis({ path: target.path, ...options }) : new Redis(target.url, options);
+}
+
+/**
+ * A Redis Cluster client. REDIS_URL, when set, gives every node's login and TLS (`rediss://`);
+ * BullMQ keeps each pod's keys in one slot through the hash tag in its prefix.
+ */
+function clusterClient(target: { cluster: readonly RedisNode[]; url?: string }, options: RedisOptions): Cluster {
+  const url = target.url ? new URL(target.url) : undefined;
+  const { enableOfflineQueue, ...perNode } = options;
+  return new Cluster(
+    target.cluster.map((n) => ({ host: n.host, port: n.port })),
+    {
+      ...(enableOfflineQueue !== undefined ? { enableOfflineQueue } : {}),
+      redisOptions: {
+        ...perNode,
+        ...(url?.username ? { username: decodeURIComponent(url.username) } : {}),
+        ...(url?.password ? { password: decodeURIComponent(url.password) } : {}),
+        ...(url?.protocol === 'rediss:' ? { tls: { servername: url.hostname } } : {}),
+      },
+    },
+  );
 }
 
 export interface EmbeddedRedisOptions {
@@ -127,7 +151,7 @@ async function waitForPing(target: RedisTarget, timeoutMs = 15_000): Promise<voi
 }
 
 /** Resolves once the connection is usable (an API connection does not queue commands before). */
-export function whenReady(connection: Redis, timeoutMs = 15_000): Promise<void> {
+export function whenReady(connection: RedisClient, timeoutMs = 15_000): Promise<void> {
   if (connection.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis not ready within ${timeoutMs / 1000}s`)), timeoutMs);

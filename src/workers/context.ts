@@ -2,7 +2,10 @@ import type { Job } from 'bullmq';
 import type { PodState } from '../comfyui/pod-state.js';
 import type { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
+import type { PodCounters } from '../fleet/counters.js';
+import type { Leases } from '../fleet/lease.js';
 import type { Logger, Redactor } from '../lib/log.js';
+import type { LazyMirror } from '../mirror/lazy.js';
 import type { VerifiedRecord } from '../organize/record.js';
 import type { JobName, JobPayloads } from '../queue/jobs.js';
 import type { NodeReloader } from './reload.js';
@@ -20,6 +23,12 @@ export interface WorkerDeps {
   reloader: NodeReloader;
   /** The environment of ComfyUI, git, pip and install.py: config.comfyui.env plus privacy's proxy. */
   comfyEnv: Readonly<Record<string, string>>;
+  fleet: {
+    /** Fleet-wide leases (a shared Redis); undefined on the pod's own Redis. */
+    leases: Leases | undefined;
+    mirror: LazyMirror | undefined;
+    counters: PodCounters;
+  };
 }
 
 /**

@@ -3,14 +3,17 @@ import path from 'node:path';
 import type { Job } from 'bullmq';
 import type { Config } from '../config/index.js';
 import { modelId } from '../config/model-spec.js';
-import { downloadFile } from '../download/engine.js';
 import { partPath, tempDir } from '../download/paths.js';
 import type { DownloadedFile } from '../download/types.js';
+import { fetchFile } from '../fleet/fetch-file.js';
+import type { Lease, LeaseHolder } from '../fleet/lease.js';
+import { takeVolumeTurn } from '../fleet/volume-turn.js';
+import { volumeId } from '../fleet/volume.js';
 import { UserError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { findInPlace } from '../organize/in-place.js';
 import type { DownloadProgress, DownloadResult, FileProgress, JobName, ModelJobData } from '../queue/jobs.js';
-import { resolveModel } from '../sources/index.js';
+import { resolveModel, type ResolvedFile } from '../sources/index.js';
 import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 
 /**
@@ -21,20 +24,8 @@ export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, 
   const { config } = deps;
   const log = jobLogger(deps, job).child({ model: data.label });
 
-  const verified = await deps.record.validEntries(data.id);
-  if (verified) {
-    const bytes = verified.reduce((n, e) => n + e.bytes, 0);
-    await report(job, { phase: 'done', bytesDone: bytes, bytes, bytesPerSecond: 0 });
-    log.info({ files: verified.map((e) => e.path) }, 'already verified on disk: nothing to download');
-    return {
-      files: verified.map((e) => ({
-        name: path.basename(e.path),
-        bytes: e.bytes,
-        sha256: e.sha256,
-        publishedPath: deps.record.absolute(e),
-      })),
-    };
-  }
+  const verified = await alreadyVerified(job, data.id, deps, log);
+  if (verified) return verified;
 
   try {
     return await fetchModel(job, data, deps, log);
@@ -46,7 +37,7 @@ export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, 
 };
 
 async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
-  const { config } = deps;
+  const { config, fleet } = deps;
   await report(job, { phase: 'resolving', bytesDone: 0, bytesPerSecond: 0 });
   const secretHeaders = secretHeadersFor(config, data.id);
   const resolved = await resolveModel(data.spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}) });
@@ -62,10 +53,54 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
     state: 'queued',
   }));
   await report(job, { phase: 'downloading', bytesDone: 0, ...(total !== undefined ? { bytes: total } : {}), bytesPerSecond: 0, files: progressFiles });
+  const waiting = (holder: LeaseHolder): void => void report(job, { ...waitingFor(holder, total), files: progressFiles });
+
+  // Pods on one network volume: one fetches, the others use what it published.
+  const turn = fleet.leases
+    ? await takeVolumeTurn({
+        leases: fleet.leases,
+        volume: await volumeId(config.modelsRoot),
+        modelId: data.id,
+        isPublished: async () => (await deps.record.validEntries(data.id)) !== undefined,
+        onWaiting: waiting,
+        log,
+      })
+    : undefined;
+  if (turn === 'published') return (await alreadyVerified(job, data.id, deps, log))!;
+  try {
+    const files = await fetchFiles({ job, data, deps, log, resolved, expected, progressFiles, total, turn, waiting });
+    // Pods waiting on this volume now wait for the organize job to publish.
+    await turn?.complete({ bytes: files.reduce((n, f) => n + f.bytes, 0), mirrored: false }).catch(() => undefined);
+    return { files };
+  } catch (err) {
+    await turn?.release().catch(() => undefined);
+    throw err;
+  }
+}
+
+interface Fetching {
+  job: Job<unknown>;
+  data: ModelJobData;
+  deps: WorkerDeps;
+  log: Logger;
+  resolved: ResolvedFile[];
+  expected: (string | undefined)[];
+  progressFiles: FileProgress[];
+  total: number | undefined;
+  /** This pod's turn on its volume (a shared Redis), whose loss aborts the fetch. */
+  turn: Lease | undefined;
+  waiting(holder: LeaseHolder): void;
+}
+
+/** Each file: already in place, or fetched through the mirror or from its origin (fleet/fetch-file). */
+async function fetchFiles(f: Fetching): Promise<DownloadedFile[]> {
+  const { job, data, deps, log, progressFiles, total, turn } = f;
+  const { config, fleet } = deps;
+  const mirror = await fleet.mirror?.get();
   const files: DownloadedFile[] = [];
   let before = 0;
-  for (const [i, file] of resolved.entries()) {
-    const expectedSha256 = expected[i];
+  for (const [i, file] of f.resolved.entries()) {
+    const expectedSha256 = f.expected[i];
     const fileProgress = progressFiles[i]!;
     const inPlace = await findInPlace({
       modelsRoot: config.modelsRoot,
@@ -86,30 +121,45 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
     const tempPath = partPath(config.modelsRoot, data.id, file.name);
     log.info({ file: file.name, bytes: file.bytes, sha256: expectedSha256 }, 'downloading');
     fileProgress.state = 'downloading';
-    const result = await downloadFile({
-      request: file.request,
-      partPath: tempPath,
-      ...(file.bytes !== undefined ? { expectedBytes: file.bytes } : {}),
-      ...(expectedSha256 ? { expectedSha256 } : {}),
-      ...(file.request.singleRequest
-        ? { connections: 1, segmentBytes: Number.MAX_SAFE_INTEGER }
-        : { connections: config.download.connections }),
-      stallTimeoutMs: config.download.stallTimeoutMs,
-      onProgress: (p) => {
-        fileProgress.bytesDone = p.bytesDone;
-        const bytesDone = before + p.bytesDone;
-        const remaining = total !== undefined ? total - bytesDone : undefined;
-        void report(job, {
-          phase: 'downloading',
-          name: file.name,
-          bytesDone,
-          ...(total !== undefined ? { bytes: total } : {}),
-          bytesPerSecond: Math.round(p.bytesPerSecond),
-          ...(remaining !== undefined && p.bytesPerSecond > 0 ? { etaSeconds: Math.round(remaining / p.bytesPerSecond) } : {}),
-          files: progressFiles,
-        });
+    const result = await fetchFile(
+      {
+        modelId: data.id,
+        source: data.spec.source,
+        name: file.name,
+        ...(file.bytes !== undefined ? { bytes: file.bytes } : {}),
+        ...(expectedSha256 ? { sha256: expectedSha256.toLowerCase() } : {}),
+        request: file.request,
+        partPath: tempPath,
       },
-    });
+      {
+        leases: fleet.leases,
+        mirror,
+        counters: fleet.counters,
+        log,
+        engine: { connections: config.download.connections, stallTimeoutMs: config.download.stallTimeoutMs },
+        ...(turn ? { signal: turn.signal } : {}),
+        onProgress: (p) => {
+          if (p.kind === 'waiting') {
+            f.waiting(p.holder);
+            return;
+          }
+          fileProgress.bytesDone = p.bytesDone;
+          const bytesDone = before + p.bytesDone;
+          const remaining = total !== undefined ? total - bytesDone : undefined;
+          turn?.report(bytesDone, total);
+          void report(job, {
+            phase: 'downloading',
+            name: file.name,
+            from: p.from,
+            bytesDone,
+            ...(total !== undefined ? { bytes: total } : {}),
+            bytesPerSecond: Math.round(p.bytesPerSecond),
+            ...(remaining !== undefined && p.bytesPerSecond > 0 ? { etaSeconds: Math.round(remaining / p.bytesPerSecond) } : {}),
+            files: progressFiles,
+          });
+        },
+      },
+    );
     before += result.bytes;
     Object.assign(fileProgress, { bytes: result.bytes, bytesDone: result.bytes, sha256: result.sha256, state: 'verifying' });
     files.push({
@@ -123,8 +173,36 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
     });
   }
   await report(job, { phase: 'verifying', bytesDone: before, bytes: before, bytesPerSecond: 0, files: progressFiles });
-  log.info({ files: files.map((f) => f.name), bytes: before }, 'downloaded and hashed');
-  return { files };
+  log.info({ files: files.map((x) => x.name), bytes: before }, 'downloaded and hashed');
+  return files;
+}
+
+/** What a pod shows while another fetches its model: that pod, and its progress. */
+function waitingFor(holder: LeaseHolder, total: number | undefined): DownloadProgress {
+  return {
+    phase: 'waiting',
+    waitingFor: holder.pod,
+    bytesDone: holder.bytesDone,
+    ...(holder.bytes !== null ? { bytes: holder.bytes } : total !== undefined ? { bytes: total } : {}),
+    bytesPerSecond: 0,
+  };
+}
+
+/** The model's files as the record beside the models has them verified in place, or undefined. */
+async function alreadyVerified(job: Job<unknown>, id: string, deps: WorkerDeps, log: Logger): Promise<DownloadResult | undefined> {
+  const verified = await deps.record.validEntries(id);
+  if (!verified) return undefined;
+  const bytes = verified.reduce((n, e) => n + e.bytes, 0);
+  await report(job, { phase: 'done', bytesDone: bytes, bytes, bytesPerSecond: 0 });
+  log.info({ files: verified.map((e) => e.path) }, 'already verified on disk: nothing to download');
+  return {
+    files: verified.map((e) => ({
+      name: path.basename(e.path),
+      bytes: e.bytes,
+      sha256: e.sha256,
+      publishedPath: deps.record.absolute(e),
+    })),
+  };
 }
 
 /** A download that failed for good leaves nothing behind in the temp area. */

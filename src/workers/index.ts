@@ -1,11 +1,14 @@
 import path from 'node:path';
 import { UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { PodState } from '../comfyui/pod-state.js';
 import { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
+import { PodCounters } from '../fleet/counters.js';
+import { Leases } from '../fleet/lease.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { Redactor, type Logger } from '../lib/log.js';
+import type { RedisClient } from '../lib/redis-client.js';
+import { lazyMirror } from '../mirror/lazy.js';
 import { VerifiedRecord } from '../organize/record.js';
 import { eventSender } from '../queue/events.js';
 import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type ModelJobData, type OrganizeResult, type QueueName } from '../queue/jobs.js';
@@ -34,7 +37,7 @@ const HANDLERS: HandlerTable = {
 export interface WorkersOptions {
   config: Config;
   /** A connection with maxRetriesPerRequest: null; the workers duplicate it for blocking reads. */
-  connection: Redis;
+  connection: RedisClient;
   log: Logger;
   prefix: string;
   /** ComfyUI's restart backoff (tests shorten it). */
@@ -43,6 +46,11 @@ export interface WorkersOptions {
   reloadQuietMs?: number;
   /** ComfyUI's environment with privacy's proxy (startPrivacy); config.comfyui.env when absent. */
   comfyEnv?: Readonly<Record<string, string>>;
+  /**
+   * A fail-fast connection (see runtime/redis connect 'api') for the fleet's leases: when the
+   * shared Redis cannot be reached, downloads go on from their origins instead of waiting.
+   */
+  coordination?: RedisClient;
 }
 
 export interface RunningWorkers {
@@ -76,6 +84,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     onEvent: (event) => notifier?.comfyEvent(event),
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
   });
+  const mirror = config.mirror ? lazyMirror(config.mirror) : undefined;
   const deps: WorkerDeps = {
     config,
     log,
@@ -85,6 +94,11 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     comfy,
     reloader: new NodeReloader(comfy, queues.queue.nodes, log, options.reloadQuietMs),
     comfyEnv,
+    fleet: {
+      leases: config.fleet.shared && options.coordination ? new Leases(options.coordination, config.fleet.fleetPrefix, config.fleet.podId) : undefined,
+      mirror,
+      counters: new PodCounters(connection, prefix),
+    },
   };
 
   const concurrency: Record<QueueName, number> = {
@@ -131,6 +145,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
       notifier?.stop();
       await comfy.stop();
       await queues.close();
+      mirror?.close();
     },
   };
 }

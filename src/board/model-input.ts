@@ -1,0 +1,32 @@
+import type { ConfiguredModel } from '../config/index.js';
+import { formatIssues } from '../config/manifest.js';
+import { ModelSpec } from '../config/model-spec.js';
+
+/**
+ * Models in a request body: one spec, or `{"models": [...]}`. Every problem is listed; header
+ * values are refused (they would have to be stored). `extraKeys` are request fields beside the
+ * spec (such as the fleet's `pods` and `labels`) that are not part of it.
+ */
+export function parseModels(body: unknown, origin: string, extraKeys: readonly string[] = []): { models: ConfiguredModel[]; problems: string[] } {
+  const bare = isObject(body) ? Object.fromEntries(Object.entries(body).filter(([k]) => !extraKeys.includes(k))) : body;
+  const listed = isObject(bare) && Array.isArray(bare.models);
+  const list = listed ? (bare.models as unknown[]) : [bare];
+  if (list.length === 0) return { models: [], problems: ['models: must list at least one model'] };
+  const problems: string[] = [];
+  const models: ConfiguredModel[] = [];
+  list.forEach((raw, i) => {
+    const where = list.length > 1 || listed ? `models[${i}]` : 'model';
+    if (isObject(raw) && raw.headers !== undefined) {
+      problems.push(`${where}.headers: header values are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
+      return;
+    }
+    const parsed = ModelSpec.safeParse(raw);
+    if (parsed.success) models.push({ origin, spec: parsed.data });
+    else problems.push(...formatIssues(where, parsed.error));
+  });
+  return { models, problems };
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
