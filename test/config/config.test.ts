@@ -5,16 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { modelId } from '../../src/config/model-spec.js';
 import { writeManifest } from '../helpers.js';
-
-async function problemsOf(env: Record<string, string>): Promise<readonly string[]> {
-  try {
-    await loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { problemsOf } from './problems.js';
 
 describe('configuration', () => {
   it('applies the documented defaults', async () => {

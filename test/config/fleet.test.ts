@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
-
-async function problemsOf(env: Record<string, string>): Promise<readonly string[]> {
-  try {
-    await loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { problemsOf } from './problems.js';
 
 const MIRROR = {
   MODEL_MIRROR: 's3://phoenix-models/fleet/models/',

@@ -7,6 +7,7 @@ import { modelId } from '../../src/config/model-spec.js';
 import { startGdriveFixture } from '../fixtures/gdrive-server.js';
 import { startStaticServer } from '../fixtures/static-server.js';
 import { renderWorkflow, writeWorkflow, WORKFLOW_FILES } from '../fixtures/workflows.js';
+import { problemsOf } from './problems.js';
 
 const ENDPOINTS = {
   HF_ENDPOINT: 'http://hf.test',
@@ -22,16 +23,6 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'phoenix-workflows-'));
   flux = await writeWorkflow(dir, WORKFLOW_FILES.fluxDetail, VARS, 'flux.json');
 });
-
-async function problemsOf(env: Record<string, string>): Promise<readonly string[]> {
-  try {
-    await loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('a workflow in the configuration', () => {
   it('becomes the models and nodes it names, each model at its source, folder and name', async () => {
