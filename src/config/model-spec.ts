@@ -119,22 +119,29 @@ export function toStoredSpec(spec: ModelSpec): StoredModelSpec {
   return headers ? { ...rest, headerNames: Object.keys(headers) } : rest;
 }
 
-/** Everything that identifies what is downloaded and where it lands; secrets excluded. */
-function identity(spec: ModelSpec): Record<string, unknown> {
-  const { category, filename } = spec;
+/**
+ * Everything that identifies what is downloaded, what it must hash to and where it lands; secrets
+ * excluded. The sha256 pin is part of it: adding or changing a pin is another request, checked anew.
+ */
+function identity(spec: ModelSpec | StoredModelSpec): Record<string, unknown> {
+  const { category, filename, sha256 } = spec;
   switch (spec.source) {
     case 'civitai':
-      return { s: spec.source, v: spec.versionId, category, filename };
+      return { s: spec.source, v: spec.versionId, category, filename, sha256 };
     case 'huggingface':
-      return { s: spec.source, r: spec.repo, f: spec.file, rev: spec.revision, i: spec.include, category, filename };
+      return { s: spec.source, r: spec.repo, f: spec.file, rev: spec.revision, i: spec.include, category, filename, sha256 };
     case 'url':
     case 'gdrive':
-      return { s: spec.source, u: spec.url, category, filename };
+      return { s: spec.source, u: spec.url, category, filename, sha256 };
   }
 }
 
-/** Deterministic id of a model: the same request always maps to the same jobs. */
-export function modelId(spec: ModelSpec): string {
+/**
+ * Deterministic id of a model: the same request always maps to the same jobs. A stored spec (job
+ * data) has the same id as the spec it was made from, so workers derive the id from the spec they
+ * are given instead of trusting an id written beside it.
+ */
+export function modelId(spec: ModelSpec | StoredModelSpec): string {
   const label =
     spec.source === 'civitai'
       ? spec.versionId

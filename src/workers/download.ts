@@ -2,7 +2,7 @@ import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
 import type { Config } from '../config/index.js';
-import { modelId } from '../config/model-spec.js';
+import { modelId, type StoredModelSpec } from '../config/model-spec.js';
 import { downloadFile } from '../download/engine.js';
 import { partPath, tempDir } from '../download/paths.js';
 import type { DownloadedFile } from '../download/types.js';
@@ -11,7 +11,7 @@ import type { Logger } from '../lib/log.js';
 import { findInPlace } from '../organize/in-place.js';
 import type { DownloadProgress, DownloadResult, FileProgress, JobName, ModelJobData } from '../queue/jobs.js';
 import { resolveModel } from '../sources/index.js';
-import { jobLogger, type Handler, type WorkerDeps } from './context.js';
+import { jobLogger, trustedModelId, type Handler, type WorkerDeps } from './context.js';
 
 /**
  * download: resolves the model through its source, then downloads each file into the hidden temp
@@ -20,8 +20,9 @@ import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, data, deps): Promise<DownloadResult> => {
   const { config } = deps;
   const log = jobLogger(deps, job).child({ model: data.label });
+  const id = trustedModelId(data);
 
-  const verified = await deps.record.validEntries(data.id);
+  const verified = await deps.record.validEntries(id, data.spec.sha256);
   if (verified) {
     const bytes = verified.reduce((n, e) => n + e.bytes, 0);
     await report(job, { phase: 'done', bytesDone: bytes, bytes, bytesPerSecond: 0 });
@@ -37,18 +38,18 @@ export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, 
   }
 
   try {
-    return await fetchModel(job, data, deps, log);
+    return await fetchModel(job, id, data, deps, log);
   } catch (err) {
     const lastAttempt = err instanceof UserError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    if (lastAttempt) await discardTempFiles(config.modelsRoot, data.id);
+    if (lastAttempt) await discardTempFiles(config.modelsRoot, id);
     throw err;
   }
 };
 
-async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
+async function fetchModel(job: Job<unknown>, id: string, data: ModelJobData, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
   const { config } = deps;
   await report(job, { phase: 'resolving', bytesDone: 0, bytesPerSecond: 0 });
-  const secretHeaders = secretHeadersFor(config, data.id);
+  const secretHeaders = secretHeadersFor(config, data.spec);
   const resolved = await resolveModel(data.spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}) });
   const known = resolved.every((f) => f.bytes !== undefined);
   const total = known ? resolved.reduce((n, f) => n + (f.bytes ?? 0), 0) : undefined;
@@ -70,7 +71,7 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
     const inPlace = await findInPlace({
       modelsRoot: config.modelsRoot,
       record: deps.record,
-      modelId: data.id,
+      modelId: id,
       name: file.name,
       category: data.spec.category ?? file.category,
       bytes: file.bytes,
@@ -83,7 +84,7 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
       files.push({ name: file.name, bytes: inPlace.bytes, sha256: inPlace.sha256, publishedPath: inPlace.path });
       continue;
     }
-    const tempPath = partPath(config.modelsRoot, data.id, file.name);
+    const tempPath = partPath(config.modelsRoot, id, file.name);
     log.info({ file: file.name, bytes: file.bytes, sha256: expectedSha256 }, 'downloading');
     fileProgress.state = 'downloading';
     const result = await downloadFile({
@@ -138,10 +139,16 @@ async function report(job: Job, progress: DownloadProgress): Promise<void> {
   await job.updateProgress({ ...progress }).catch(() => undefined);
 }
 
-/** Header values of a url model come from the configuration in this process, never from Redis. */
-function secretHeadersFor(config: Config, id: string): Record<string, string> | undefined {
+/**
+ * Header values of a url model come from the configuration in this process, never from Redis: the
+ * configured model with this very spec (same id, same URL), so a job naming another URL never
+ * gets them. The url source sends them to that URL's origin only.
+ */
+function secretHeadersFor(config: Config, spec: StoredModelSpec): Record<string, string> | undefined {
+  if (spec.source !== 'url') return undefined;
+  const id = modelId(spec);
   for (const m of config.models) {
-    if (m.spec.source === 'url' && m.spec.headers && modelId(m.spec) === id) return { ...m.spec.headers };
+    if (m.spec.source === 'url' && m.spec.headers && m.spec.url === spec.url && modelId(m.spec) === id) return { ...m.spec.headers };
   }
   return undefined;
 }

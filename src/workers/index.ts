@@ -7,6 +7,7 @@ import type { Config } from '../config/index.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { Redactor, type Logger } from '../lib/log.js';
 import { VerifiedRecord } from '../organize/record.js';
+import { RECORD_KEY_FILE } from '../organize/record-key.js';
 import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
 import type { Handler, WorkerDeps } from './context.js';
 import { downloadModel } from './download.js';
@@ -61,7 +62,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     config,
     log,
     redactor: new Redactor(config.secrets),
-    record: new VerifiedRecord(config.modelsRoot, log),
+    record: new VerifiedRecord(config.modelsRoot, path.join(config.stateDir, RECORD_KEY_FILE), log),
     pod,
     comfy,
   };
