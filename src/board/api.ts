@@ -3,6 +3,7 @@ import type { Config, ConfiguredModel } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
 import { ModelSpec } from '../config/model-spec.js';
 import { NodeSpec, nodeNameFromUrl } from '../config/nodes.js';
+import { hasUrlCredentials } from '../lib/url-credentials.js';
 import { enqueueModels, enqueueNode } from '../producer/produce.js';
 import { QUEUE_NAMES } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
@@ -30,6 +31,10 @@ export function apiRouter(config: Config, queues: Queues): Router {
         problems.push(`${where}.headers: header values are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
         return;
       }
+      if (isObject(raw) && typeof raw.url === 'string' && hasUrlCredentials(raw.url)) {
+        problems.push(`${where}.url: credentials inside a URL are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
+        return;
+      }
       const parsed = ModelSpec.safeParse(raw);
       if (parsed.success) models.push({ origin: 'api', spec: parsed.data });
       else problems.push(...formatIssues(where, parsed.error));
@@ -44,6 +49,10 @@ export function apiRouter(config: Config, queues: Queues): Router {
   router.post('/nodes', async (req, res) => {
     const body: unknown = req.body;
     const raw = isObject(body) ? { name: nodeNameFromUrl(String(body.url ?? '')), ...body } : body;
+    if (isObject(raw) && typeof raw.url === 'string' && hasUrlCredentials(raw.url)) {
+      res.status(400).json({ error: 'invalid node spec', problems: ['node.url: credentials inside a URL are secrets and are not accepted at runtime; put this node in COMFY_CUSTOM_NODE_GIT_URLS or the manifest'] });
+      return;
+    }
     const parsed = NodeSpec.safeParse(raw);
     if (!parsed.success) {
       res.status(400).json({ error: 'invalid node spec', problems: formatIssues('node', parsed.error) });

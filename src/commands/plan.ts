@@ -1,8 +1,9 @@
 import type { ModelFolder } from '../config/folders.js';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import { modelId, toStoredSpec } from '../config/model-spec.js';
+import { toStoredNode } from '../config/nodes.js';
 import { errorMessage } from '../lib/errors.js';
-import type { Logger } from '../lib/log.js';
+import { Redactor, type Logger } from '../lib/log.js';
 import { resolveModel } from '../sources/index.js';
 
 /** What `phoenix plan` reports for one configured model. */
@@ -64,19 +65,26 @@ async function planModel(model: ConfiguredModel, config: Config, log: Logger): P
   }
 }
 
-/** `phoenix plan [--json]`: exit 1 when a model does not resolve. */
-export async function runPlan(config: Config, log: Logger, json: boolean): Promise<number> {
+/**
+ * `phoenix plan [--json]`: exit 1 when a model does not resolve. Credentials inside node URLs show
+ * as `***`, and every secret value is redacted from what it prints (error messages included).
+ */
+export async function runPlan(config: Config, log: Logger, json: boolean, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const models = await planModels(config, log);
-  if (json) process.stdout.write(`${JSON.stringify({ models, nodes: config.nodes }, null, 2)}\n`);
+  const nodes = config.nodes.map(toStoredNode);
+  const lines: string[] = [];
+  if (json) lines.push(JSON.stringify({ models, nodes }, null, 2));
   else {
     for (const m of models) {
-      if (m.error) process.stdout.write(`FAILED  ${m.origin}: ${m.error}\n`);
+      if (m.error) lines.push(`FAILED  ${m.origin}: ${m.error}`);
       for (const f of m.files) {
         const size = f.bytes !== undefined ? `${(f.bytes / 2 ** 20).toFixed(1)} MiB` : 'size unknown';
-        process.stdout.write(`model   ${f.category ?? '(folder from header)'}/${f.name}  ${size}  ${f.sha256 ?? 'no published sha256'}  (${m.origin})\n`);
+        lines.push(`model   ${f.category ?? '(folder from header)'}/${f.name}  ${size}  ${f.sha256 ?? 'no published sha256'}  (${m.origin})`);
       }
     }
-    for (const n of config.nodes) process.stdout.write(`node    custom_nodes/${n.name}  ${n.url}${n.ref ? `@${n.ref}` : ''}\n`);
+    for (const n of nodes) lines.push(`node    custom_nodes/${n.name}  ${n.url}${n.ref ? `@${n.ref}` : ''}`);
   }
+  const redactor = new Redactor(config.secrets);
+  for (const line of lines) out.write(`${redactor.redact(line)}\n`);
   return models.some((m) => m.error) ? 1 : 0;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { z } from 'zod';
+import { urlSecrets } from '../lib/url-credentials.js';
 import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
 import type { ModelFolder } from './folders.js';
@@ -169,10 +170,14 @@ function checkNodeNames(nodes: readonly NodeSpec[], problems: string[]): void {
   }
 }
 
-/** Secrets: every token, password and header value in force, for redaction and the environment scrub. */
-function collectSecrets(e: Env, passwords: readonly string[], models: readonly ConfiguredModel[]): string[] {
+/**
+ * Secrets: every token, password and header value in force, and the credentials inside model,
+ * node and manifest URLs, for redaction and the environment scrub.
+ */
+function collectSecrets(e: Env, passwords: readonly string[], models: readonly ConfiguredModel[], nodes: readonly NodeSpec[]): string[] {
   const headerSecrets = models.flatMap((m) => (m.spec.source === 'url' && m.spec.headers ? Object.values(m.spec.headers) : []));
-  return [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, ...passwords, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
+  const urls = [...models.flatMap((m) => ('url' in m.spec ? [m.spec.url] : [])), ...nodes.map((n) => n.url), ...(e.PROVISION_URL ? [e.PROVISION_URL] : [])];
+  return [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, ...passwords, ...headerSecrets, ...urls.flatMap(urlSecrets), ...redisPassword(e.REDIS_URL)].filter(
     (s): s is string => typeof s === 'string' && s.length >= 4,
   );
 }
@@ -193,7 +198,7 @@ function assemble(
         : undefined;
   const password = e.PHOENIX_PASSWORD ?? generatePassword();
   const fbPassword = e.FB_PASSWORD ?? generatePassword();
-  const secrets = collectSecrets(e, [password, fbPassword], parts.models);
+  const secrets = collectSecrets(e, [password, fbPassword], parts.models, parts.nodes);
   return {
     workspace,
     stateDir: path.join(workspace, '.phoenix'),

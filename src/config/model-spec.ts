@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isGoogleDriveLink, type DriveEndpoints } from '../lib/gdrive.js';
 import { isPlainName, shortHash, slug } from '../lib/names.js';
+import { redactUrl } from '../lib/url-credentials.js';
 import { normalizeFolder, type ModelFolder } from './folders.js';
 
 /**
@@ -112,11 +113,16 @@ export const StoredModelSpec = z.discriminatedUnion('source', [
 ]);
 export type StoredModelSpec = z.output<typeof StoredModelSpec>;
 
-/** Strips secret values from a spec before it is stored as job data. */
+/**
+ * Strips secret values from a spec before it is stored as job data: header values, and the
+ * credentials inside a URL (shown as `***`). The worker finds the whole URL in its configuration.
+ */
 export function toStoredSpec(spec: ModelSpec): StoredModelSpec {
+  if (spec.source === 'gdrive') return { ...spec, url: redactUrl(spec.url) };
   if (spec.source !== 'url') return spec;
   const { headers, ...rest } = spec;
-  return headers ? { ...rest, headerNames: Object.keys(headers) } : rest;
+  const stored = { ...rest, url: redactUrl(spec.url) };
+  return headers ? { ...stored, headerNames: Object.keys(headers) } : stored;
 }
 
 /**
@@ -132,7 +138,7 @@ function identity(spec: ModelSpec | StoredModelSpec): Record<string, unknown> {
       return { s: spec.source, r: spec.repo, f: spec.file, rev: spec.revision, i: spec.include, category, filename, sha256 };
     case 'url':
     case 'gdrive':
-      return { s: spec.source, u: spec.url, category, filename, sha256 };
+      return { s: spec.source, u: redactUrl(spec.url), category, filename, sha256 };
   }
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isPlainName } from '../lib/names.js';
+import { redactUrl } from '../lib/url-credentials.js';
 import { HttpUrl } from './model-spec.js';
 
 /** A custom node as asked for: `<name>` is its folder under custom_nodes/. */
@@ -31,4 +32,9 @@ export function splitNodeUrl(text: string): { url: string; ref?: string } {
   const at = t.lastIndexOf('@');
   if (pathStart < 0 || at < pathStart) return { url: t };
   return { url: t.slice(0, at), ref: t.slice(at + 1) };
+}
+
+/** The node as stored in job data: credentials inside its URL shown as `***` (the worker finds them in its configuration). */
+export function toStoredNode(node: NodeSpec): NodeSpec {
+  return { ...node, url: redactUrl(node.url) };
 }

@@ -4,8 +4,10 @@ import { execa } from 'execa';
 import type { NodeSpec } from '../config/nodes.js';
 import { UserError } from '../lib/errors.js';
 import { pathExists as exists } from '../lib/fs.js';
+import { redactUrl } from '../lib/url-credentials.js';
+import { gitRemote } from './git-credentials.js';
 import { withPinnedPython } from './pip.js';
-import { hideUserInfo, runStep } from './run.js';
+import { runStep } from './run.js';
 
 export interface InstallNodeOptions {
   node: NodeSpec;
@@ -52,13 +54,15 @@ export async function installNode(options: InstallNodeOptions): Promise<Installe
     onOutput: options.onOutput,
     signal: options.signal,
   });
-  const gitEnv = { ...options.env, ...GIT_ENV };
+  const remote = gitRemote(node.url);
+  const gitEnv = { ...options.env, ...GIT_ENV, ...remote.env };
   const git = (args: string[], cwd = dir) =>
     runStep('git', [...GIT_CONFIG, ...args], { ...step(`git ${args[0]}`, cwd), env: gitEnv });
 
   await mkdir(path.dirname(dir), { recursive: true });
   if (await isCheckout(dir)) {
-    await git(['remote', 'set-url', 'origin', node.url]);
+    // Also rewrites a URL an older install stored with its credentials.
+    await git(['remote', 'set-url', 'origin', remote.url]);
     await git(['fetch', '--force', '--prune', '--tags', 'origin']);
     // Follow a change of the default branch; a remote that cannot say keeps the old one.
     await execa('git', ['remote', 'set-head', 'origin', '--auto'], { cwd: dir, reject: false, env: gitEnv, extendEnv: false, stdin: 'ignore' });
@@ -67,7 +71,7 @@ export async function installNode(options: InstallNodeOptions): Promise<Installe
       `custom node ${node.name}: ${dir} exists but is not a git checkout; remove it (or rename the node) so it can be cloned`,
     );
   } else {
-    await git(['clone', '--', node.url, dir], path.dirname(dir));
+    await git(['clone', '--', remote.url, dir], path.dirname(dir));
   }
 
   const commit = await resolveRef(dir, node, git);
@@ -112,8 +116,8 @@ async function resolveRef(
   }
   throw new UserError(
     node.ref
-      ? `custom node ${node.name}: "${node.ref}" is not a tag, branch or commit of ${hideUserInfo(node.url)}`
-      : `custom node ${node.name}: ${hideUserInfo(node.url)} has no default branch; give a ref`,
+      ? `custom node ${node.name}: "${node.ref}" is not a tag, branch or commit of ${redactUrl(node.url)}`
+      : `custom node ${node.name}: ${redactUrl(node.url)} has no default branch; give a ref`,
   );
 }
 

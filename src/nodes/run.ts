@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { execa } from 'execa';
 import { TransientError, UserError } from '../lib/errors.js';
+import { redactUrl } from '../lib/url-credentials.js';
 
 export interface RunOptions {
   cwd: string;
@@ -26,7 +27,7 @@ const TAIL_LINES = 15;
  * the node or the requirement, and retrying would fail the same way.
  */
 export async function runStep(file: string, args: readonly string[], options: RunOptions): Promise<void> {
-  options.onOutput?.(`$ ${[path.basename(file), ...args].map(hideUserInfo).join(' ')}`);
+  options.onOutput?.(`$ ${[path.basename(file), ...args].map(redactUrl).join(' ')}`);
   const tail: string[] = [];
   const child = execa(file, args, {
     cwd: options.cwd,
@@ -53,9 +54,4 @@ export async function runStep(file: string, args: readonly string[], options: Ru
   }
   const why = result.exitCode !== undefined ? `exit ${result.exitCode}` : `killed by ${result.signal}`;
   throw new UserError(`${options.label} failed (${why})${tail.length > 0 ? `:\n${tail.join('\n')}` : ''}`);
-}
-
-/** Shows `https://user:token@host/…` as `https://***@host/…` in logs. */
-export function hideUserInfo(text: string): string {
-  return text.replace(/^(https?:\/\/)[^/@\s]+@/i, '$1***@');
 }

@@ -1,8 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
-import type { Config } from '../config/index.js';
-import { modelId, type StoredModelSpec } from '../config/model-spec.js';
 import { downloadFile } from '../download/engine.js';
 import { partPath, tempDir } from '../download/paths.js';
 import type { DownloadedFile } from '../download/types.js';
@@ -11,6 +9,7 @@ import type { Logger } from '../lib/log.js';
 import { findInPlace } from '../organize/in-place.js';
 import type { DownloadProgress, DownloadResult, FileProgress, JobName, ModelJobData } from '../queue/jobs.js';
 import { resolveModel } from '../sources/index.js';
+import { withConfiguredSecrets } from './configured.js';
 import { jobLogger, trustedModelId, type Handler, type WorkerDeps } from './context.js';
 
 /**
@@ -49,8 +48,8 @@ export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, 
 async function fetchModel(job: Job<unknown>, id: string, data: ModelJobData, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
   const { config } = deps;
   await report(job, { phase: 'resolving', bytesDone: 0, bytesPerSecond: 0 });
-  const secretHeaders = secretHeadersFor(config, data.spec);
-  const resolved = await resolveModel(data.spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}) });
+  const { spec, secretHeaders } = withConfiguredSecrets(config, data.spec);
+  const resolved = await resolveModel(spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}) });
   const known = resolved.every((f) => f.bytes !== undefined);
   const total = known ? resolved.reduce((n, f) => n + (f.bytes ?? 0), 0) : undefined;
 
@@ -137,19 +136,5 @@ async function discardTempFiles(modelsRoot: string, id: string): Promise<void> {
 
 async function report(job: Job, progress: DownloadProgress): Promise<void> {
   await job.updateProgress({ ...progress }).catch(() => undefined);
-}
-
-/**
- * Header values of a url model come from the configuration in this process, never from Redis: the
- * configured model with this very spec (same id, same URL), so a job naming another URL never
- * gets them. The url source sends them to that URL's origin only.
- */
-function secretHeadersFor(config: Config, spec: StoredModelSpec): Record<string, string> | undefined {
-  if (spec.source !== 'url') return undefined;
-  const id = modelId(spec);
-  for (const m of config.models) {
-    if (m.spec.source === 'url' && m.spec.headers && m.spec.url === spec.url && modelId(m.spec) === id) return { ...m.spec.headers };
-  }
-  return undefined;
 }
 

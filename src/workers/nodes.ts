@@ -1,6 +1,7 @@
 import { installNode } from '../nodes/install.js';
 import { installPythonPackages } from '../nodes/pip.js';
 import type { JobName, NodeResult } from '../queue/jobs.js';
+import { configuredNode } from './configured.js';
 import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 
 /** Lines of git/pip/install.py output kept in a job's log. */
@@ -11,7 +12,7 @@ export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job
   const log = jobLogger(deps, job).child({ node: node.name });
   const logLine = jobLogWriter(job, deps);
   const installed = await installNode({
-    node,
+    node: configuredNode(deps.config, node),
     comfyuiDir: deps.config.comfyui.dir,
     python: deps.config.comfyui.python,
     env: deps.config.comfyui.env,
