@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Job } from 'bullmq';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
+import type { IsolationStatus } from '../lib/run-as.js';
 import {
   JobName,
   QUEUE_NAMES,
@@ -66,13 +67,15 @@ export interface PodStatus {
   disk: { path: string; freeBytes: number; totalBytes: number };
   gpus: Gpu[];
   versions: Record<string, string>;
+  /** Whether ComfyUI, git, pip, install.py and custom nodes run as a user of their own (COMFYUI_USER). */
+  isolation: IsolationStatus;
 }
 
 const ALL_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 
 /** The JSON of GET /status, built from the queues and the pod state. */
 export async function podStatus(config: Config, queues: Queues, pod: PodState): Promise<PodStatus> {
-  const [comfy, models, nodes, counts, disk, gpus, versions] = await Promise.all([
+  const [comfy, models, nodes, counts, disk, gpus, versions, isolation] = await Promise.all([
     pod.comfy(config.comfyui.port),
     modelStatuses(queues),
     nodeStatuses(queues),
@@ -80,10 +83,11 @@ export async function podStatus(config: Config, queues: Queues, pod: PodState): 
     diskStatus(config.modelsRoot),
     pod.gpus(),
     readVersions(),
+    pod.isolation(),
   ]);
   const ready = comfy.state === 'running' && (await isHealthy(config.comfyui.port));
   const { updatedAt: _updatedAt, ...comfyui } = comfy;
-  return { ready, comfyui, models, nodes, queues: counts, disk, gpus, versions };
+  return { ready, comfyui, models, nodes, queues: counts, disk, gpus, versions, isolation };
 }
 
 async function modelStatuses(queues: Queues): Promise<ModelStatus[]> {

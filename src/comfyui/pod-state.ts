@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { IsolationStatus } from '../lib/run-as.js';
 import type { Gpu } from './gpu.js';
 
 export type ComfyState = 'waiting' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
@@ -40,6 +41,16 @@ export class PodState {
   async gpus(): Promise<Gpu[]> {
     const raw = await this.redis.get(this.key('gpus'));
     return raw ? (JSON.parse(raw) as Gpu[]) : [];
+  }
+
+  async setIsolation(status: IsolationStatus): Promise<void> {
+    await this.redis.set(this.key('isolation'), JSON.stringify(status));
+  }
+
+  /** How the workers run third-party code; before they have said, that nothing is known yet. */
+  async isolation(): Promise<IsolationStatus> {
+    const raw = await this.redis.get(this.key('isolation'));
+    return raw ? (JSON.parse(raw) as IsolationStatus) : { user: null, mode: 'none', reason: 'the workers have not started yet' };
   }
 
   private key(name: string): string {

@@ -45,6 +45,7 @@ export const EnvSchema = z.object({
   COMFYUI_PYTHON: z.string().min(1).default('python3'),
   COMFYUI_PORT: int(1, 65535).default(8188),
   COMFY_ARGS: z.string().default(''),
+  COMFYUI_USER: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a user name (lowercase letters, digits, "_" and "-")').optional(),
   COMFYUI_WAIT_FOR: z.enum(['all', 'nodes', 'none'], { error: 'must be all, nodes or none' }).default('all'),
   PHOENIX_PORT: int(1, 65535).default(8189),
   PHOENIX_USERNAME: z.string().min(1).default('admin'),

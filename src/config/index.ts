@@ -29,6 +29,8 @@ export interface Config {
     port: number;
     args: readonly string[];
     waitFor: 'all' | 'nodes' | 'none';
+    /** COMFYUI_USER: the user ComfyUI, git, pip, install.py and custom nodes run as; undefined: Phoenix's own. */
+    user: string | undefined;
     /** ComfyUI's environment: the pod's, with every secret removed. */
     env: Readonly<Record<string, string>>;
   };
@@ -208,6 +210,7 @@ function assemble(
       port: e.COMFYUI_PORT,
       args: splitArgs(e.COMFY_ARGS),
       waitFor: e.COMFYUI_WAIT_FOR,
+      user: e.COMFYUI_USER,
       env: scrubEnvironment(env, secrets),
     },
     server: { port: e.PHOENIX_PORT, username: e.PHOENIX_USERNAME, password, passwordGenerated: !e.PHOENIX_PASSWORD },

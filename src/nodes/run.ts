@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { execa } from 'execa';
 import { TransientError, UserError } from '../lib/errors.js';
+import type { RunAs } from '../lib/run-as.js';
 import { redactUrl } from '../lib/url-credentials.js';
 
 export interface RunOptions {
@@ -16,6 +17,8 @@ export interface RunOptions {
    * a node's install.py run third-party code.
    */
   env: Readonly<Record<string, string>>;
+  /** The user the command runs as (COMFYUI_USER); Phoenix's own when absent. */
+  runAs?: RunAs | undefined;
 }
 
 /** Lines of output kept for the error message of a failing command. */
@@ -29,13 +32,14 @@ const TAIL_LINES = 15;
 export async function runStep(file: string, args: readonly string[], options: RunOptions): Promise<void> {
   options.onOutput?.(`$ ${[path.basename(file), ...args].map(redactUrl).join(' ')}`);
   const tail: string[] = [];
-  const child = execa(file, args, {
+  const command = options.runAs ? await options.runAs.command(file, args, options.env) : { file, args };
+  const child = execa(command.file, command.args, {
     cwd: options.cwd,
     all: true,
     buffer: false,
     reject: false,
     stdin: 'ignore',
-    env: { ...options.env },
+    env: options.runAs?.env(options.env) ?? { ...options.env },
     extendEnv: false,
     ...(options.signal ? { cancelSignal: options.signal } : {}),
   });

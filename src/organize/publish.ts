@@ -1,4 +1,4 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { partPath } from '../download/paths.js';
 import type { DownloadedFile } from '../download/types.js';
@@ -90,7 +90,9 @@ async function publishTo(target: string, req: PublishRequest): Promise<string> {
       );
     }
   }
-  await mkdir(path.dirname(target), { recursive: true });
+  // ComfyUI may run as another user, in the models folder's group: it reads the folder and the file.
+  if (await mkdir(path.dirname(target), { recursive: true })) await chmod(path.dirname(target), 0o2750);
+  await chmod(file.tempPath, 0o640);
   await rename(file.tempPath, target);
   await record.add(req.modelId, target, file.sha256.toLowerCase());
   return target;

@@ -1,4 +1,5 @@
 import { startBoard } from '../board/server.js';
+import { isolateThirdPartyCode } from '../comfyui/isolation.js';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
@@ -34,8 +35,9 @@ export async function runProduce(config: Config, log: Logger): Promise<number> {
  * disk checks pass.
  */
 export async function runWorkers(config: Config, log: Logger): Promise<number> {
+  const runAs = await isolateThirdPartyCode(config, log);
   const connection = connect(redisTarget(config), 'worker');
-  const workers = startWorkers({ config, connection, log, prefix: 'phoenix' });
+  const workers = startWorkers({ config, connection, log, prefix: 'phoenix', runAs });
   const queues = openQueues(connection);
   stopOnSignals(async () => {
     await workers.close(10_000);

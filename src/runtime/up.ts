@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { startBoard, type RunningBoard } from '../board/server.js';
+import { isolateThirdPartyCode } from '../comfyui/isolation.js';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
@@ -22,6 +23,7 @@ export interface Stack {
  */
 export async function up(config: Config, log: Logger, options: { prefix?: string } = {}): Promise<Stack> {
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  const runAs = await isolateThirdPartyCode(config, log);
   const embedded = config.redisUrl ? undefined : new EmbeddedRedis({ stateDir: config.stateDir, persistent: config.persistentStorage !== undefined, log });
   const target: RedisTarget = embedded ? await embedded.start() : redisTarget(config);
 
@@ -44,7 +46,7 @@ export async function up(config: Config, log: Logger, options: { prefix?: string
   };
 
   try {
-    workers = startWorkers({ config, connection: workerConnection, log, prefix: options.prefix ?? 'phoenix' });
+    workers = startWorkers({ config, connection: workerConnection, log, prefix: options.prefix ?? 'phoenix', runAs });
     await whenReady(apiConnection);
     queues = openQueues(apiConnection, options.prefix);
     board = await startBoard({ config, queues, pod: new PodState(apiConnection, queues.prefix), log });

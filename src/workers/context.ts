@@ -5,6 +5,7 @@ import type { Config } from '../config/index.js';
 import { modelId } from '../config/model-spec.js';
 import { UserError } from '../lib/errors.js';
 import type { Logger, Redactor } from '../lib/log.js';
+import type { RunAs } from '../lib/run-as.js';
 import type { VerifiedRecord } from '../organize/record.js';
 import type { JobName, JobPayloads, ModelJobData } from '../queue/jobs.js';
 
@@ -17,6 +18,8 @@ export interface WorkerDeps {
   record: VerifiedRecord;
   pod: PodState;
   comfy: ComfyProcess;
+  /** The user ComfyUI, git, pip and install.py run as. */
+  runAs: RunAs;
 }
 
 /**

@@ -6,6 +6,7 @@ import { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { Redactor, type Logger } from '../lib/log.js';
+import { sameUser, type RunAs } from '../lib/run-as.js';
 import { VerifiedRecord } from '../organize/record.js';
 import { RECORD_KEY_FILE } from '../organize/record-key.js';
 import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
@@ -34,6 +35,11 @@ export interface WorkersOptions {
   prefix: string;
   /** ComfyUI's restart backoff (tests shorten it). */
   comfyBackoffMs?: number;
+  /**
+   * The user ComfyUI, git, pip and install.py run as (detectRunAs over COMFYUI_USER, after
+   * prepareComfyFolders). May be left out only when COMFYUI_USER is not set.
+   */
+  runAs?: RunAs;
 }
 
 export interface RunningWorkers {
@@ -47,13 +53,17 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
   for (const name of Object.values(JobName)) {
     if (typeof HANDLERS[name] !== 'function') throw new Error(`no handler for job ${name}`);
   }
+  if (!options.runAs && config.comfyui.user) throw new Error('COMFYUI_USER is set: detect how to run as that user (detectRunAs) before starting the workers');
+  const runAs = options.runAs ?? sameUser('COMFYUI_USER is not set');
   const pod = new PodState(connection, prefix);
+  pod.setIsolation(runAs.status).catch((err: Error) => log.error({ err: err.message }, 'cannot record the isolation status'));
   const comfy = new ComfyProcess({
     python: config.comfyui.python,
     comfyuiDir: config.comfyui.dir,
     port: config.comfyui.port,
     pidFile: path.join(config.stateDir, 'comfyui.pid'),
     env: config.comfyui.env,
+    runAs,
     log: log.child({ component: 'comfyui' }),
     onStatus: (status) => pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state')),
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
@@ -65,6 +75,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     record: new VerifiedRecord(config.modelsRoot, path.join(config.stateDir, RECORD_KEY_FILE), log),
     pod,
     comfy,
+    runAs,
   };
 
   const concurrency: Record<QueueName, number> = {

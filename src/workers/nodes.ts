@@ -17,6 +17,7 @@ export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job
     python: deps.config.comfyui.python,
     env: deps.config.comfyui.env,
     onOutput: logLine,
+    runAs: deps.runAs,
   });
   log.info({ commit: installed.commit, path: installed.path }, 'custom node installed');
   return { name: node.name, path: installed.path, commit: installed.commit };
@@ -29,6 +30,7 @@ export const installExtraPythonPackages: Handler<typeof JobName.InstallPythonPac
     python: deps.config.comfyui.python,
     env: deps.config.comfyui.env,
     onOutput: jobLogWriter(job, deps),
+    runAs: deps.runAs,
   });
   jobLogger(deps, job).info({ packages }, 'python packages installed');
   return { packages };

@@ -32,6 +32,7 @@ export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, _d
       gpus,
       python: config.comfyui.python,
       env: config.comfyui.env,
+      runAs: deps.runAs,
       comfyArgs: config.comfyui.args,
       supportedFlags: await supportedComfyFlags(config.comfyui.dir),
     })),
