@@ -10,7 +10,8 @@ import { Redactor, type Logger } from '../lib/log.js';
 import { fileBrowserRoot, fileBrowserRules, fileBrowserUser, managedFolders } from './filebrowser-scope.js';
 
 const BINARY = 'filebrowser';
-const STOP_GRACE_MS = 8000;
+/** FileBrowser stops at once on SIGTERM; it is killed after this, within Docker's 10-second stop grace. */
+const STOP_GRACE_MS = 2000;
 
 export interface FileBrowserOptions {
   log: Logger;

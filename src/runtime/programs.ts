@@ -8,7 +8,7 @@ import { openQueues } from '../queue/queues.js';
 import { startWorkers } from '../workers/index.js';
 import { cleanup } from './cleanup.js';
 import { EmbeddedRedis, connect, redisTarget, whenReady } from './redis.js';
-import { stopOnSignals } from './shutdown.js';
+import { STOP_GRACE, stopOnSignals } from './shutdown.js';
 
 /**
  * The pod's programs one at a time, as supervisord runs them in the image (`phoenix up` runs them
@@ -40,10 +40,10 @@ export async function runWorkers(config: Config, log: Logger): Promise<number> {
   const workers = startWorkers({ config, connection, log, prefix: 'phoenix', runAs });
   const queues = openQueues(connection);
   stopOnSignals(async () => {
-    await workers.close(10_000);
+    await workers.close(STOP_GRACE.jobsMs, STOP_GRACE.comfyuiMs);
     await queues.close();
     connection.disconnect();
-    if (config.paranoid) await cleanup(config, log, { includeState: false });
+    if (config.paranoid) await cleanup(config, log, { includeState: false, runAs });
   }, log);
   await produce({ config, queues, connection, log });
   return forever();

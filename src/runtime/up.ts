@@ -9,7 +9,7 @@ import { openQueues, type Queues } from '../queue/queues.js';
 import { startWorkers, type RunningWorkers } from '../workers/index.js';
 import { cleanup } from './cleanup.js';
 import { EmbeddedRedis, connect, redisTarget, whenReady, type RedisTarget } from './redis.js';
-import { SHUTDOWN_DEADLINE_MS } from './shutdown.js';
+import { STOP_GRACE } from './shutdown.js';
 
 /** Everything `phoenix up` started, stopped in reverse by `stop`. */
 export interface Stack {
@@ -35,13 +35,13 @@ export async function up(config: Config, log: Logger, options: { prefix?: string
   let board: RunningBoard | undefined;
   const stop = async (): Promise<void> => {
     await board?.close();
-    await workers?.close(SHUTDOWN_DEADLINE_MS / 2);
+    await workers?.close(STOP_GRACE.jobsMs, STOP_GRACE.comfyuiMs);
     await queues?.close();
     workerConnection.disconnect();
     apiConnection.disconnect();
     await embedded?.stop();
     // Forensic cleanup once nothing writes any more; Redis data only when the pod owns that Redis.
-    if (config.paranoid) await cleanup(config, log, { includeState: embedded !== undefined });
+    if (config.paranoid) await cleanup(config, log, { includeState: embedded !== undefined, runAs });
     log.info('stopped');
   };
 

@@ -44,8 +44,8 @@ export interface WorkersOptions {
 
 export interface RunningWorkers {
   deps: WorkerDeps;
-  /** Stops taking jobs, waits for active ones up to the deadline, then stops ComfyUI. */
-  close(deadlineMs?: number): Promise<void>;
+  /** Stops taking jobs, waits for active ones up to the deadline, then stops ComfyUI (SIGKILL after `comfyuiGraceMs`). */
+  close(deadlineMs?: number, comfyuiGraceMs?: number): Promise<void>;
 }
 
 export function startWorkers(options: WorkersOptions): RunningWorkers {
@@ -105,7 +105,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
 
   return {
     deps,
-    async close(deadlineMs = 15_000) {
+    async close(deadlineMs = 15_000, comfyuiGraceMs = 10_000) {
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timedOut = await Promise.race([
         graceful.then(() => false),
@@ -115,7 +115,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
         log.warn({ deadlineMs }, 'active jobs did not finish in time; closing workers forcibly');
         await Promise.all(workers.map((w) => w.close(true)));
       }
-      await comfy.stop();
+      await comfy.stop(comfyuiGraceMs);
     },
   };
 }
