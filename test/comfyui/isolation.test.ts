@@ -1,4 +1,4 @@
-import { chmod, copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -141,8 +141,7 @@ describe.runIf(CAN_SWITCH_USERS)('a hostile custom node under COMFYUI_USER', () 
   });
 
   it('is a probe that does find all of it when run as Phoenix\'s own user (the way without COMFYUI_USER)', async () => {
-    await mkdir(path.join(config.comfyui.dir, 'output'), { recursive: true });
-    const r = JSON.parse((await execa('/usr/bin/python3', [path.join(HOSTILE, 'probe.py'), 'control', config.comfyui.dir])).stdout) as ProbeResult;
+    const r = JSON.parse((await execa('/usr/bin/python3', [path.join(HOSTILE, 'probe.py'), config.comfyui.dir])).stdout) as ProbeResult;
     for (const key of ['state folder listing', 'redis socket', 'supervisord socket', 'record key', 'filebrowser database', 'write in state folder']) {
       expect(r.forbidden[key]?.ok, key).toBe(true);
     }
