@@ -2,8 +2,11 @@ import { chmod, copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { podStatus } from '../../src/board/status.js';
 import { isolateThirdPartyCode } from '../../src/comfyui/isolation.js';
+import { PodState } from '../../src/comfyui/pod-state.js';
 import { ComfyProcess } from '../../src/comfyui/process.js';
 import type { Config } from '../../src/config/index.js';
 import { detectRunAs, type RunAs } from '../../src/lib/run-as.js';
@@ -11,12 +14,14 @@ import { installNode } from '../../src/nodes/install.js';
 import { publishFile } from '../../src/organize/publish.js';
 import { VerifiedRecord } from '../../src/organize/record.js';
 import { RECORD_KEY_FILE } from '../../src/organize/record-key.js';
+import { openQueues } from '../../src/queue/queues.js';
 import { EmbeddedRedis } from '../../src/runtime/redis.js';
+import { startWorkers } from '../../src/workers/index.js';
 import { CAN_SWITCH_USERS, COMFY_TEST_USER, ensureComfyTestUser } from '../fixtures/comfy-user.js';
 import { GitHost } from '../fixtures/git-repos.js';
 import { writeFakePython } from '../nodes/fake-python.js';
 import { downloaded } from '../organize/helpers.js';
-import { REPO_ROOT, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+import { REPO_ROOT, eventually, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
 
 interface Attempt {
   ok: boolean;
@@ -112,8 +117,22 @@ describe.runIf(CAN_SWITCH_USERS)('a hostile custom node under COMFYUI_USER', () 
   const result = async (phase: string): Promise<ProbeResult> =>
     JSON.parse(await readFile(path.join(config.comfyui.dir, 'output', `hostile-${phase}.json`), 'utf8')) as ProbeResult;
 
-  it('reports the isolation in force', () => {
+  it('reports the isolation in force in /status, through the workers', async () => {
     expect(runAs.status).toMatchObject({ user: COMFY_TEST_USER, mode: 'uid' });
+    const conn = new Redis({ path: redis.socket, maxRetriesPerRequest: null });
+    const workers = startWorkers({ config, connection: conn, log: silentLog, prefix: 'iso', runAs });
+    const queues = openQueues(conn, 'iso');
+    try {
+      const status = await eventually(async () => {
+        const s = await podStatus(config, queues, new PodState(conn, 'iso'));
+        return s.isolation.mode === 'uid' ? s : undefined;
+      }, 5000, 'the isolation in /status');
+      expect(status.isolation).toEqual({ user: COMFY_TEST_USER, mode: 'uid', reason: expect.stringContaining('through setpriv') });
+    } finally {
+      await workers.close(1000, 1000);
+      await queues.close();
+      conn.disconnect();
+    }
   });
 
   for (const phase of ['install', 'import']) {

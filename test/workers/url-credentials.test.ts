@@ -93,6 +93,8 @@ query = "${files.url('/m/query.safetensors')}?token=${queryToken}&v=1"
     expect(status.models.map((m) => m.state)).toEqual(['ready', 'ready']);
     expect(status.nodes).toEqual([expect.objectContaining({ name: 'Private-Node', state: 'installed' })]);
     expect(files.requests.some((r) => r.path.includes(`token=${queryToken}`))).toBe(true);
+    // No COMFYUI_USER here: /status says so.
+    expect(status.isolation).toEqual({ user: null, mode: 'none', reason: 'COMFYUI_USER is not set' });
   });
 
   it('keeps them out of Redis, /status, the logs and .git/config', async () => {
