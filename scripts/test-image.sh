@@ -212,13 +212,13 @@ for name in supervisord redis-server "phoenix board" "phoenix workers" main.py "
   CHECK="$name runs"; check grep -q -- "$name" "$procs"
 done
 # ComfyUI runs as comfy with umask 027 (its outputs are readable by Phoenix's group), below the sudo
-# that started it (real uid sduser); FileBrowser has umask 027 (its uploads are readable by ComfyUI);
-# everything else runs as sduser with umask 077.
+# that started it (real uid sduser, the same umask); FileBrowser has umask 027 (its uploads are
+# readable by ComfyUI); everything else runs as sduser with umask 077.
 comfyui='$4 != "sudo" && /main\.py/'
 CHECK="ComfyUI runs as comfy"; check awk -v u="$comfy_uid" "$comfyui"' { n++; if ($2 != u) bad = 1 } END { exit bad || !n }' "$procs"
 CHECK="every other process runs as sduser"; check awk -v u="$sduser_uid" "!($comfyui)"' && $2 != u { bad = 1 } END { exit bad }' "$procs"
 CHECK="umask 027 for ComfyUI and FileBrowser, 077 for the rest"
-check awk "{ want = (($comfyui) || /filebrowser/) ? \"0027\" : \"0077\" }"' $3 != want { bad = 1 } END { exit bad }' "$procs"
+check awk '{ want = /main\.py|filebrowser/ ? "0027" : "0077" } $3 != want { bad = 1 } END { exit bad }' "$procs"
 
 # --- isolation checks ------------------------------------------------------------------------------
 hostile_result() { python3 - "$WS/ComfyUI/output/hostile-$1.json" "$comfy_uid" <<'PY'
@@ -234,7 +234,9 @@ assert any(k.startswith("record ") for k in r["forbidden"]), "no record probed"
 assert r["uid"] == int(sys.argv[2]), f"ran as uid {r['uid']}"
 assert not got, f"the hostile node got: {got}"
 assert r["allowed"].get("write in output", {}).get("ok"), r["allowed"]
-assert any(k.startswith("read model ") and a["ok"] for k, a in r["allowed"].items()), r["allowed"]
+# The model is published by the time ComfyUI imports the node; install.py may run before that.
+if sys.argv[1].endswith("import.json"):
+    assert any(k.startswith("read model ") and a["ok"] for k, a in r["allowed"].items()), r["allowed"]
 print(f"{len(r['forbidden'])} reads refused ({len(environs)} process environments)")
 PY
 }

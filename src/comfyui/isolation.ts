@@ -40,6 +40,7 @@ export async function prepareComfyFolders(config: Config, runAs: RunAs, log: Log
   if (gid === undefined) return;
   const share = (dir: string, mode: number) => shareWithGroup(dir, gid, mode, log);
 
+  await mkdir(config.comfyui.dir, { recursive: true });
   for (const dir of ancestorsWithin(config.workspace, config.comfyui.dir)) await share(dir, 0o010);
   await share(config.comfyui.dir, 0o050);
   for (const name of COMFYUI_WRITABLE) {
@@ -47,8 +48,8 @@ export async function prepareComfyFolders(config: Config, runAs: RunAs, log: Log
     await mkdir(dir, { recursive: true });
     await share(dir, 0o2070);
   }
-  for (const dir of ancestorsWithin(config.workspace, config.modelsRoot)) await share(dir, 0o010);
   await mkdir(config.modelsRoot, { recursive: true });
+  for (const dir of ancestorsWithin(config.workspace, config.modelsRoot)) await share(dir, 0o010);
   await share(config.modelsRoot, 0o2050);
   for (const folder of MODEL_FOLDERS) {
     const dir = path.join(config.modelsRoot, folder);

@@ -62,7 +62,11 @@ describe.runIf(CAN_SWITCH_USERS)('a hostile custom node under COMFYUI_USER', () 
   let comfy: ComfyProcess | undefined;
   let user: { uid: number; gid: number };
 
+  let umask: number;
+
   beforeAll(async () => {
+    // Phoenix's umask in the image: nothing it makes is readable by others unless shared on purpose.
+    umask = process.umask(0o077);
     user = await ensureComfyTestUser();
     ws = await makeWorkspace();
     const bin = path.join(ws.dir, 'bin');
@@ -74,6 +78,8 @@ describe.runIf(CAN_SWITCH_USERS)('a hostile custom node under COMFYUI_USER', () 
       WORKSPACE: ws.dir,
       COMFYUI_USER: COMFY_TEST_USER,
       COMFYUI_PYTHON: fake.python,
+      // Models on the volume, as on RunPod: a folder Phoenix makes at start, which the node must still reach.
+      USE_VOLUME: 'true',
       COMFYUI_PORT: String(await freePort()),
       PHOENIX_PASSWORD: 'isolation-password-1',
       HF_TOKEN: 'hf_isolation_token',
@@ -107,6 +113,7 @@ describe.runIf(CAN_SWITCH_USERS)('a hostile custom node under COMFYUI_USER', () 
     await comfy.start(['--cpu']);
   }, 60_000);
   afterAll(async () => {
+    process.umask(umask);
     await comfy?.stop();
     await redis?.stop();
     await new Promise((resolve) => supervisorSocket?.close(resolve));
