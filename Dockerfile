@@ -66,12 +66,20 @@ LABEL org.opencontainers.image.title="phoenix" \
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      redis-server supervisor git aria2 tini curl ca-certificates util-linux nftables \
+      redis-server supervisor git aria2 tini curl ca-certificates util-linux nftables sudo \
  && rm -rf /var/lib/apt/lists/*
 
+# Two users: sduser runs Phoenix (supervisord and everything under it); comfy (COMFYUI_USER) runs
+# the third-party code: ComfyUI, git, pip, install.py and custom nodes. sduser is in comfy's group,
+# to share models one way and read outputs the other. sduser reaches comfy through one sudoers rule
+# (config/sudoers-phoenix); sudo itself may be executed by sduser's group alone.
 RUN useradd --create-home --user-group --shell /bin/bash sduser \
+ && useradd --create-home --user-group --shell /usr/sbin/nologin comfy \
+ && usermod --append --groups comfy sduser \
+ && dpkg-statoverride --update --add root sduser 4750 /usr/bin/sudo \
  && mkdir -p /workspace \
  && chown sduser:sduser /workspace
+COPY --chmod=0440 config/sudoers-phoenix /etc/sudoers.d/phoenix
 
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=builder /opt/phoenix/package.json /opt/phoenix/package.json
@@ -85,8 +93,8 @@ COPY --from=filebrowser --chmod=0755 /filebrowser /usr/local/bin/filebrowser
 RUN ln -s /opt/phoenix/dist/cli.js /usr/local/bin/phoenix
 
 # ComfyUI ships in the image; the entrypoint copies it into /workspace on a pod's first start.
-# Its Python is a venv over the base image's packages, so NVIDIA's torch stays as built and the
-# nodes worker (running as sduser) can pip-install custom nodes' requirements at run time.
+# Its Python is a venv over the base image's packages, so NVIDIA's torch stays as built and pip
+# (running as comfy, for the nodes worker) can install custom nodes' requirements at run time.
 COPY --from=comfyui / /opt/ComfyUI/
 RUN python3 -m venv --system-site-packages --without-pip /opt/venv \
  && if [ -f /opt/ComfyUI/requirements.txt ]; then \
@@ -96,10 +104,11 @@ RUN python3 -m venv --system-site-packages --without-pip /opt/venv \
         -r /tmp/comfyui-requirements.txt -c /tmp/torch-stack.txt; \
       rm -f /tmp/torch-stack.txt /tmp/comfyui-requirements.txt; \
     fi \
- && chown -R sduser:sduser /opt/venv
+ && chown -R comfy:comfy /opt/venv
 
 ENV WORKSPACE=/workspace \
     COMFYUI_PYTHON=/opt/venv/bin/python \
+    COMFYUI_USER=comfy \
     NODE_ENV=production \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -111,5 +120,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD curl -fsS "http://127.0.0.1:${PHOENIX_PORT:-8189}/healthz" || exit 1
 
 # The entrypoint starts as root only to prepare /workspace (a RunPod volume is root's), then runs
-# supervisord and everything under it as sduser.
+# supervisord and everything under it as sduser; ComfyUI and the nodes' code run as comfy.
 ENTRYPOINT ["tini", "--", "/opt/phoenix/scripts/entrypoint.sh"]

@@ -1,8 +1,8 @@
 #!/bin/sh
 # The image's entrypoint, under tini: prepares $WORKSPACE, then hands the container to supervisord
 # (supervisord.conf), which runs Redis, the board, the workers, the producer and FileBrowser.
-# Started as root it gives sduser what Phoenix writes and drops to sduser; started as any other
-# user it stays that user.
+# Started as root it gives sduser what Phoenix writes, gives COMFYUI_USER (comfy) ComfyUI's own
+# folders, and drops to sduser; started as any other user it stays that user.
 set -eu
 umask 077
 ulimit -c 0
@@ -48,8 +48,24 @@ if [ "$(id -u)" = 0 ]; then
   chown "$RUN_AS:$RUN_AS" "$WORKSPACE"
   storage="${PERSISTENT_STORAGE:-none}"
   [ "$storage" = none ] && storage="$WORKSPACE/storage"
+  # ComfyUI's own folders belong to the user that runs it (COMFYUI_USER), in its group, shared
+  # with sduser (outputs it serves, nodes it checks); everything else of Phoenix's is sduser's.
+  comfy_user="${COMFYUI_USER:-}"
+  id "$comfy_user" >/dev/null 2>&1 || comfy_user=
+  prune=
+  if [ -n "$comfy_user" ]; then
+    for name in custom_nodes input output user temp; do
+      dir="$COMFYUI_DIR/$name"
+      prune="$prune -path $dir -prune -o"
+      [ -e "$dir" ] || continue
+      find "$dir" \( ! -user "$comfy_user" -o ! -group "$comfy_user" \) -exec chown -h "$comfy_user:$comfy_user" {} +
+      find "$dir" -type d ! -perm -2070 -exec chmod g+rwxs {} +
+      find "$dir" -type f ! -perm -0040 -exec chmod g+r {} +
+    done
+  fi
   for dir in "$WORKSPACE/.phoenix" "$COMFYUI_DIR" "$storage"; do
-    if [ -e "$dir" ]; then find "$dir" ! -user "$RUN_AS" -exec chown -h "$RUN_AS:$RUN_AS" {} +; fi
+    # shellcheck disable=SC2086 # $prune is a list of find arguments
+    if [ -e "$dir" ]; then find "$dir" $prune ! -user "$RUN_AS" -exec chown -h "$RUN_AS:$RUN_AS" {} +; fi
   done
   privacy_firewall
   # supervisord reopens /dev/stdout for every program's log: let sduser open the container's output.

@@ -9,8 +9,10 @@
 # final stage runs apt-get (Debian mirror).
 # Then it runs the entrypoint under tini with `buildah run` (host network, chroot isolation) against
 # a local model server and checks: supervisord brings up Redis, the board, the workers, FileBrowser
-# and the stand-in ComfyUI; /status reaches ready; auth is enforced; everything runs as sduser;
-# SIGTERM stops it all. Needs root (buildah, debootstrap). Prints the time of each phase.
+# and the stand-in ComfyUI; /status reaches ready; auth is enforced; Phoenix runs as sduser and
+# ComfyUI as comfy; a hostile custom node (test/fixtures/hostile-node), installed and imported as
+# comfy, reads nothing of Phoenix's; SIGTERM stops it all, PARANOID_MODE's cleanup included, within
+# Docker's 10-second grace. Needs root (buildah, debootstrap). Prints the time of each phase.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -73,15 +75,16 @@ trap cleanup EXIT
 
 # --- base image: Debian bookworm minbase + python3 ---------------------------------------------
 mkdir -p "$CACHE"
-if [ ! -f "$CACHE/bookworm-minbase.tar" ]; then
-  say "debootstrap bookworm (minbase + python3) from $MIRROR"
-  debootstrap --variant=minbase --include=python3 bookworm "$WORK/rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+# pip too: the nodes worker lists ComfyUI's packages with it before a node's install.py runs.
+if [ ! -f "$CACHE/bookworm-minbase-pip.tar" ]; then
+  say "debootstrap bookworm (minbase + python3, pip) from $MIRROR"
+  debootstrap --variant=minbase --include=python3,python3-pip bookworm "$WORK/rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
     || { tail -20 "$WORK/debootstrap.log"; fail "debootstrap failed"; }
-  tar -C "$WORK/rootfs" -cf "$CACHE/bookworm-minbase.tar" .
+  tar -C "$WORK/rootfs" -cf "$CACHE/bookworm-minbase-pip.tar" .
   rm -rf "$WORK/rootfs"
 fi
 ctr=$("${BUILDAH[@]}" from scratch)
-"${BUILDAH[@]}" add "$ctr" "$CACHE/bookworm-minbase.tar" / >/dev/null
+"${BUILDAH[@]}" add "$ctr" "$CACHE/bookworm-minbase-pip.tar" / >/dev/null
 "${BUILDAH[@]}" config --cmd /bin/bash "$ctr"
 "${BUILDAH[@]}" commit -q "$ctr" "$TAG/base" >/dev/null
 "${BUILDAH[@]}" rm "$ctr" >/dev/null
@@ -135,15 +138,28 @@ sha256 = "$sha"
 TOML
 chmod 0644 "$WS/manifest.toml"
 
+# --- isolation: a hostile custom node, served by the model server as a git repository ------------
+# Its install.py and its import (test/fixtures/hostile-node/probe.py) try every read of Phoenix's
+# secrets and state, and write what they got to ComfyUI's output folder.
+mkdir -p "$WORK/hostile-src" "$WORK/models/git"
+cp "$ROOT"/test/fixtures/hostile-node/*.py "$WORK/hostile-src/"
+git -C "$WORK/hostile-src" init -q --initial-branch=main
+git -C "$WORK/hostile-src" -c user.name=Fixture -c user.email=fixture@example.invalid add -A
+git -C "$WORK/hostile-src" -c user.name=Fixture -c user.email=fixture@example.invalid commit -q -m hostile
+git clone -q --bare "$WORK/hostile-src" "$WORK/models/git/Hostile.git"
+git -C "$WORK/models/git/Hostile.git" update-server-info
+ISOLATION_RUN_ENV=(-e COMFY_CUSTOM_NODE_GIT_URLS="http://127.0.0.1:$MODEL_PORT/git/Hostile.git" -e PARANOID_MODE=true)
+
 PASSWORD=image-test-password
 container=$("${BUILDAH[@]}" from "$TAG/phoenix")
 sduser_uid=$(grep '^sduser:' "$("${BUILDAH[@]}" mount "$container")/etc/passwd" | cut -d: -f3)
+comfy_uid=$(grep '^comfy:' "$("${BUILDAH[@]}" mount "$container")/etc/passwd" | cut -d: -f3)
 "${BUILDAH[@]}" umount "$container" >/dev/null
 say "booting (ComfyUI :$COMFY_PORT, board :$BOARD_PORT, FileBrowser :$FB_PORT; sduser uid $sduser_uid)"
 "${BUILDAH[@]}" run --isolation chroot --network host -v "$WS:/workspace" \
   -e COMFYUI_PORT="$COMFY_PORT" -e PHOENIX_PORT="$BOARD_PORT" -e FILEBROWSER_PORT="$FB_PORT" \
   -e PHOENIX_PASSWORD="$PASSWORD" -e FB_PASSWORD="$PASSWORD-fb" -e PROVISION_URL=/workspace/manifest.toml \
-  -e TINI_SUBREAPER=1 \
+  -e TINI_SUBREAPER=1 "${ISOLATION_RUN_ENV[@]}" \
   "$container" -- tini -- /opt/phoenix/scripts/entrypoint.sh >"$WORK/boot.log" 2>&1 &
 run_pid=$!
 for _ in $(seq 100); do
@@ -195,8 +211,53 @@ sed 's/^/    /' "$procs"
 for name in supervisord redis-server "phoenix board" "phoenix workers" main.py "${expected_programs[@]}"; do
   CHECK="$name runs"; check grep -q -- "$name" "$procs"
 done
-CHECK="every process runs as sduser"; check awk -v u="$sduser_uid" '$2 != u { bad = 1 } END { exit bad }' "$procs"
-CHECK="every process has umask 077"; check awk '$3 != "0077" { bad = 1 } END { exit bad }' "$procs"
+# ComfyUI runs as comfy with umask 027 (its outputs are readable by Phoenix's group), below the sudo
+# that started it (real uid sduser, the same umask); FileBrowser has umask 027 (its uploads are
+# readable by ComfyUI); everything else runs as sduser with umask 077.
+comfyui='$4 != "sudo" && /main\.py/'
+CHECK="ComfyUI runs as comfy"; check awk -v u="$comfy_uid" "$comfyui"' { n++; if ($2 != u) bad = 1 } END { exit bad || !n }' "$procs"
+CHECK="every other process runs as sduser"; check awk -v u="$sduser_uid" "!($comfyui)"' && $2 != u { bad = 1 } END { exit bad }' "$procs"
+CHECK="umask 027 for ComfyUI and FileBrowser, 077 for the rest"
+check awk '{ want = /main\.py|filebrowser/ ? "0027" : "0077" } $3 != want { bad = 1 } END { exit bad }' "$procs"
+
+# --- isolation checks ------------------------------------------------------------------------------
+hostile_result() { python3 - "$WS/ComfyUI/output/hostile-$1.json" "$comfy_uid" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+got = {k: a["detail"] for k, a in r["forbidden"].items() if a["ok"]}
+environs = [k for k in r["forbidden"] if k.startswith("environ of")]
+for name in ("phoenix workers", "phoenix board", "redis-server", "supervisord"):
+    assert any(name in k for k in environs), f"the probe did not find {name}: {environs}"
+for key in ("redis socket", "supervisord socket", "record key", "filebrowser database", "sudo"):
+    assert key in r["forbidden"], key
+assert any(k.startswith("record ") for k in r["forbidden"]), "no record probed"
+assert r["uid"] == int(sys.argv[2]), f"ran as uid {r['uid']}"
+assert not got, f"the hostile node got: {got}"
+assert r["allowed"].get("write in output", {}).get("ok"), r["allowed"]
+# The model is published by the time ComfyUI imports the node; install.py may run before that.
+if sys.argv[1].endswith("import.json"):
+    assert any(k.startswith("read model ") and a["ok"] for k, a in r["allowed"].items()), r["allowed"]
+print(f"{len(r['forbidden'])} reads refused ({len(environs)} process environments)")
+PY
+}
+for phase in install import; do
+  CHECK="the hostile node's $phase got nothing of Phoenix's"
+  deadline=$((SECONDS + 30))
+  until [ -f "$WS/ComfyUI/output/hostile-$phase.json" ] || [ $SECONDS -ge $deadline ]; do sleep 1; done
+  check hostile_result "$phase"
+done
+# The same probe as sduser, the user nodes ran as before COMFYUI_USER: it does find the secrets.
+cp "$ROOT/test/fixtures/hostile-node/probe.py" "$WORK/probe.py"
+chmod 0711 "$WORK"
+chmod 0644 "$WORK/probe.py"
+setpriv --reuid="$sduser_uid" --regid="$sduser_uid" --clear-groups /usr/bin/python3 "$WORK/probe.py" "$WS/ComfyUI" >"$WORK/probe-as-sduser.json" || true
+CHECK="as sduser the probe reads the workers' environment, the Redis socket and the record key"
+check python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["forbidden"]
+assert any("phoenix workers" in k and a["ok"] for k, a in r.items()), r
+assert r["redis socket"]["ok"] and r["record key"]["ok"], r
+' "$WORK/probe-as-sduser.json"
 
 # --- privacy (PRIVACY_ENABLED=true in the image) -------------------------------------------------
 # The egress proxy runs in the workers and is what ComfyUI gets as HTTP(S)_PROXY. Under buildah's
@@ -223,7 +284,11 @@ if ! timeout 40 tail --pid="$run_pid" -f /dev/null; then fail "still running 40s
 wait "$run_pid" || code=$?
 run_pid=""
 tini_pid=""
+stop_seconds=$((SECONDS - phase_start))
 phase "stop after SIGTERM"
+CHECK="stopped within Docker's 10-second grace, PARANOID_MODE's cleanup included (${stop_seconds}s)"; check test "$stop_seconds" -lt 10
+CHECK="PARANOID_MODE removed the queue state and FileBrowser's database, kept the model and its record"
+check test ! -e "$WS/.phoenix/appendonlydir" -a ! -e "$WS/.phoenix/filebrowser.db" -a -f "$WS/storage/models/loras/tiny-lora.safetensors" -a -f "$WS/storage/models/.phoenix-verified.json"
 CHECK="exit status after SIGTERM is 0 (was $code)"; check test "$code" = 0
 left=$(cut -d' ' -f1 "$procs" | while read -r pid; do [ -d "/proc/$pid" ] && echo "$pid"; done || true)
 CHECK="no process is left"; check test -z "$left"

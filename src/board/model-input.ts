@@ -1,10 +1,11 @@
 import type { ConfiguredModel } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
 import { ModelSpec } from '../config/model-spec.js';
+import { hasUrlCredentials } from '../lib/url-credentials.js';
 
 /**
  * Models in a request body: one spec, or `{"models": [...]}`. Every problem is listed; header
- * values are refused (they would have to be stored). `extraKeys` are request fields beside the
+ * values and credentials inside URLs are refused (they would have to be stored). `extraKeys` are request fields beside the
  * spec (such as the fleet's `pods` and `labels`) that are not part of it.
  */
 export function parseModels(body: unknown, origin: string, extraKeys: readonly string[] = []): { models: ConfiguredModel[]; problems: string[] } {
@@ -18,6 +19,10 @@ export function parseModels(body: unknown, origin: string, extraKeys: readonly s
     const where = list.length > 1 || listed ? `models[${i}]` : 'model';
     if (isObject(raw) && raw.headers !== undefined) {
       problems.push(`${where}.headers: header values are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
+      return;
+    }
+    if (isObject(raw) && typeof raw.url === 'string' && hasUrlCredentials(raw.url)) {
+      problems.push(`${where}.url: credentials inside a URL are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
       return;
     }
     const parsed = ModelSpec.safeParse(raw);

@@ -5,6 +5,7 @@ import type { ComfyStatus, Gpu, PodState } from '../comfyui/pod-state.js';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
 import { isRegistryNode } from '../config/nodes.js';
+import type { IsolationStatus } from '../lib/run-as.js';
 import {
   JobName,
   QUEUE_NAMES,
@@ -81,13 +82,15 @@ export interface PodStatus {
   gpus: Gpu[];
   versions: Record<string, string>;
   privacy: PrivacyStatus;
+  /** Whether ComfyUI, git, pip, install.py and custom nodes run as a user of their own (COMFYUI_USER). */
+  isolation: IsolationStatus;
 }
 
 const ALL_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 
 /** The JSON of GET /status, built from the queues and the pod state. */
 export async function podStatus(config: Config, queues: Queues, pod: PodState): Promise<PodStatus> {
-  const [comfy, models, nodes, workflows, counts, disk, gpus, versions, privacy] = await Promise.all([
+  const [comfy, models, nodes, workflows, counts, disk, gpus, versions, privacy, isolation] = await Promise.all([
     pod.comfy(config.comfyui.port),
     modelStatuses(queues),
     nodeStatuses(queues, config.endpoints.registry),
@@ -97,10 +100,11 @@ export async function podStatus(config: Config, queues: Queues, pod: PodState): 
     pod.gpus(),
     readVersions(),
     privacyStatus(config, new PrivacyStore(queues, config)),
+    pod.isolation(),
   ]);
   const ready = comfy.state === 'running' && (await isHealthy(config.comfyui.port));
   const { updatedAt: _updatedAt, ...comfyui } = comfy;
-  return { ready, comfyui, models, nodes, workflows, queues: counts, disk, gpus, versions, privacy };
+  return { ready, comfyui, models, nodes, workflows, queues: counts, disk, gpus, versions, privacy, isolation };
 }
 
 async function modelStatuses(queues: Queues): Promise<ModelStatus[]> {

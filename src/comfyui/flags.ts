@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import type { RunAs } from '../lib/run-as.js';
 import type { Gpu } from './gpu.js';
 
 /** What any ComfyUI accepts; assumed when its comfy/cli_args.py cannot be read. */
@@ -44,6 +45,8 @@ export interface ComfyFlagsInput {
   python: string;
   /** ComfyUI's environment, secrets removed (config.comfyui.env), for those probes. */
   env: Readonly<Record<string, string>>;
+  /** The user ComfyUI's Python runs as (it may hold code a node installed); Phoenix's own when absent. */
+  runAs?: RunAs;
   /** COMFY_ARGS: appended last, and never contradicted by a flag chosen here. */
   comfyArgs: readonly string[];
   /** Flags the installed ComfyUI accepts (supportedComfyFlags); all are assumed when absent. */
@@ -66,7 +69,8 @@ export async function chooseComfyFlags(input: ComfyFlagsInput): Promise<string[]
   const flags: string[] = [];
   if (input.disableApiNodes && accepted('--disable-api-nodes') && !userFlags.has('--disable-api-nodes')) flags.push('--disable-api-nodes');
 
-  if (input.gpus.length === 0 && !(await torchSeesAccelerator(input.python, input.env))) {
+  const python: PythonProbe = { python: input.python, env: input.env, ...(input.runAs ? { runAs: input.runAs } : {}) };
+  if (input.gpus.length === 0 && !(await torchSeesAccelerator(python))) {
     if (!userChose(VRAM_GROUP)) flags.push('--cpu');
     return [...flags, ...input.comfyArgs];
   }
@@ -82,7 +86,7 @@ export async function chooseComfyFlags(input: ComfyFlagsInput): Promise<string[]
   if (!userChose(ATTENTION_GROUP)) {
     for (const { flag, module } of ATTENTION) {
       if (!accepted(flag)) continue;
-      if (module && !(await imports(input.python, input.env, module))) continue;
+      if (module && !(await imports(python, module))) continue;
       flags.push(flag);
       break;
     }
@@ -109,24 +113,32 @@ export async function supportedComfyFlags(comfyuiDir: string): Promise<ReadonlyS
   return flags.size > 0 ? flags : BASIC_FLAGS;
 }
 
-function imports(python: string, env: Readonly<Record<string, string>>, module: string): Promise<boolean> {
-  return pythonSucceeds(python, env, `import ${module}`);
+/** ComfyUI's Python, as its probes run it. */
+interface PythonProbe {
+  python: string;
+  env: Readonly<Record<string, string>>;
+  runAs?: RunAs;
+}
+
+function imports(python: PythonProbe, module: string): Promise<boolean> {
+  return pythonSucceeds(python, `import ${module}`);
 }
 
 /**
  * A GPU nvidia-smi cannot show (ROCm, or a container without the tool) still runs torch: asking
  * torch avoids pinning such a machine to --cpu.
  */
-function torchSeesAccelerator(python: string, env: Readonly<Record<string, string>>): Promise<boolean> {
-  return pythonSucceeds(python, env, 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)');
+function torchSeesAccelerator(python: PythonProbe): Promise<boolean> {
+  return pythonSucceeds(python, 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)');
 }
 
 /** Whether `python -c code` exits 0 in ComfyUI's environment. */
-async function pythonSucceeds(python: string, env: Readonly<Record<string, string>>, code: string): Promise<boolean> {
-  const r = await execa(python, ['-c', code], {
+async function pythonSucceeds({ python, env, runAs }: PythonProbe, code: string): Promise<boolean> {
+  const command = runAs ? await runAs.command(python, ['-c', code], env) : { file: python, args: ['-c', code] };
+  const r = await execa(command.file, command.args, {
     reject: false,
     stdin: 'ignore',
-    env: { ...env },
+    env: runAs?.env(env) ?? { ...env },
     extendEnv: false,
     timeout: PROBE_TIMEOUT_MS,
   });

@@ -1,5 +1,6 @@
 import type { WorkflowRecord } from '../config/index.js';
 import type { RedisClient } from '../lib/redis-client.js';
+import type { IsolationStatus } from '../lib/run-as.js';
 import type { Gpu } from './gpu.js';
 
 export type ComfyState = 'waiting' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
@@ -62,6 +63,16 @@ export class PodState {
 
   async resetAnnouncements(): Promise<void> {
     await this.redis.del(this.key('announced'));
+  }
+
+  async setIsolation(status: IsolationStatus): Promise<void> {
+    await this.redis.set(this.key('isolation'), JSON.stringify(status));
+  }
+
+  /** How the workers run third-party code; before they have said, that nothing is known yet. */
+  async isolation(): Promise<IsolationStatus> {
+    const raw = await this.redis.get(this.key('isolation'));
+    return raw ? (JSON.parse(raw) as IsolationStatus) : { user: null, mode: 'none', reason: 'the workers have not started yet' };
   }
 
   private key(name: string): string {

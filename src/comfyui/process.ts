@@ -5,6 +5,7 @@ import { execa, type ResultPromise } from 'execa';
 import { stopChild } from '../lib/child.js';
 import type { Logger } from '../lib/log.js';
 import { PidFile } from '../lib/pidfile.js';
+import type { RunAs } from '../lib/run-as.js';
 import type { ComfyState, ComfyStatus } from './pod-state.js';
 
 export interface ComfyProcessOptions {
@@ -15,6 +16,8 @@ export interface ComfyProcessOptions {
   pidFile: string;
   /** Already scrubbed of secrets by the configuration. */
   env: Readonly<Record<string, string>>;
+  /** The user ComfyUI runs as (COMFYUI_USER); Phoenix's own when absent. */
+  runAs?: RunAs;
   log: Logger;
   onStatus: (status: ComfyStatus) => void | Promise<void>;
   /** A crash, and a restart that brought it back (after a crash, or to load new custom nodes). */
@@ -126,11 +129,12 @@ export class ComfyProcess {
       throw new Error(this.error);
     }
     const args = [main, '--listen', '--port', String(port), ...flags];
-    log.info({ python, args }, 'starting ComfyUI');
+    log.info({ python, args, user: this.options.runAs?.status.user ?? null }, 'starting ComfyUI');
     this.startedAt = Date.now();
-    const child = execa(python, args, {
+    const command = this.options.runAs ? await this.options.runAs.command(python, args, env) : { file: python, args };
+    const child = execa(command.file, command.args, {
       cwd: comfyuiDir,
-      env: { ...env },
+      env: this.options.runAs?.env(env) ?? { ...env },
       extendEnv: false,
       stdio: ['ignore', 'pipe', 'pipe'],
       reject: false,

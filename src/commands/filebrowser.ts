@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Config } from '../config/index.js';
@@ -7,9 +7,11 @@ import { stopChild } from '../lib/child.js';
 import { UserError } from '../lib/errors.js';
 import { pathExists } from '../lib/fs.js';
 import { Redactor, type Logger } from '../lib/log.js';
+import { fileBrowserRoot, fileBrowserRules, fileBrowserUser, managedFolders } from './filebrowser-scope.js';
 
 const BINARY = 'filebrowser';
-const STOP_GRACE_MS = 8000;
+/** FileBrowser stops at once on SIGTERM; it is killed after this, within Docker's 10-second stop grace. */
+const STOP_GRACE_MS = 2000;
 
 export interface FileBrowserOptions {
   log: Logger;
@@ -32,7 +34,7 @@ export function filebrowserDatabase(config: Config): string {
 }
 
 /**
- * `phoenix filebrowser`, a supervisord program: configures FileBrowser over $WORKSPACE and runs it
+ * `phoenix filebrowser`, a supervisord program: configures FileBrowser over what users manage and runs it
  * until it exits or a signal stops it. Without a `filebrowser` binary it says so and exits 0, which
  * supervisord treats as expected. Returns the exit code.
  */
@@ -63,6 +65,7 @@ export async function runFileBrowser(config: Config, options: FileBrowserOptions
 /** Configures FileBrowser and starts it; undefined when no `filebrowser` is on PATH. */
 export async function startFileBrowser(config: Config, options: FileBrowserOptions): Promise<RunningFileBrowser | undefined> {
   const { log } = options;
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   const probe = await filebrowser(config, ['version']);
   if (probe.missing) {
     log.info('no filebrowser binary on PATH: FileBrowser is off (the image ships one)');
@@ -77,6 +80,7 @@ export async function startFileBrowser(config: Config, options: FileBrowserOptio
 
   const db = filebrowserDatabase(config);
   const child = execa(BINARY, ['-d', db], {
+    cwd: config.stateDir,
     env: config.comfyui.env,
     extendEnv: false,
     stdin: 'ignore',
@@ -85,7 +89,7 @@ export async function startFileBrowser(config: Config, options: FileBrowserOptio
     reject: false,
     cleanup: true,
   });
-  log.info({ port, root: config.workspace, db, pid: child.pid }, 'filebrowser started');
+  log.info({ port, db, pid: child.pid }, 'filebrowser started');
   const exited = child.then((r) => (typeof r.exitCode === 'number' ? r.exitCode : 1));
   return {
     exited,
@@ -94,24 +98,45 @@ export async function startFileBrowser(config: Config, options: FileBrowserOptio
 }
 
 /**
- * The non-interactive setup: a database on first start, the listen address, port and root every
- * start (FILEBROWSER_PORT or WORKSPACE may have changed), and the login with the password in force.
+ * The non-interactive setup, every start, whatever the database on the volume holds: a database
+ * on first start; then the listen address, port and root, sign-up off, command execution off and
+ * login required; then the user base replaced by one user from FB_USERNAME / FB_PASSWORD, whose
+ * rules let it reach the models and ComfyUI's input, output and workflows, nothing else. The
+ * password never appears on a command line: `users import` reads its bcrypt hash from a file in
+ * Phoenix's state folder, removed right after.
  */
 async function configure(config: Config, log: Logger): Promise<void> {
   const db = filebrowserDatabase(config);
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-  const fresh = !(await pathExists(db));
-  if (fresh) await setup(config, ['config', 'init', '-d', db]);
-  await setup(config, ['config', 'set', '-d', db, '--address', '0.0.0.0', '--port', String(config.filebrowser.port), '--root', config.workspace]);
+  if (!(await pathExists(db))) await setup(config, ['config', 'init', '-d', db]);
+  const folders = managedFolders(config);
+  for (const folder of folders) await mkdir(folder, { recursive: true });
+  const root = fileBrowserRoot(folders);
+  await setup(config, [
+    'config', 'set', '-d', db,
+    '--address', '0.0.0.0',
+    '--port', String(config.filebrowser.port),
+    '--root', root,
+    '--signup=false',
+    '--createUserDir=false',
+    '--disableExec=true',
+    '--auth.method', 'json',
+  ]);
 
-  const { username, password } = config.filebrowser;
-  // `users update` fails when the user is not there yet (fresh database, or FB_USERNAME changed).
-  const updated = !fresh && (await filebrowser(config, ['users', 'update', username, '--password', password, '--perm.admin', '-d', db])).exitCode === 0;
-  if (!updated) await setup(config, ['users', 'add', username, password, '--perm.admin', '-d', db]);
-  log.info({ db, user: username, port: config.filebrowser.port, root: config.workspace }, 'filebrowser configured');
+  const users = path.join(config.stateDir, 'filebrowser-users.json');
+  // `users import --replace` saves the imported list as users.backup.json in its working folder.
+  const backup = path.join(config.stateDir, 'users.backup.json');
+  try {
+    await writeFile(users, JSON.stringify([await fileBrowserUser(config, fileBrowserRules(root, folders))]), { mode: 0o600 });
+    await setup(config, ['users', 'import', users, '--replace', '-d', db]);
+  } finally {
+    await rm(users, { force: true });
+    await rm(backup, { force: true });
+  }
+  log.info({ db, user: config.filebrowser.username, port: config.filebrowser.port, root, folders }, 'filebrowser configured');
 }
 
-/** Runs one setup command; a failure is a UserError with FileBrowser's own words (never the argv: it holds the password). */
+/** Runs one setup command; a failure is a UserError with FileBrowser's own words. */
 async function setup(config: Config, args: string[]): Promise<void> {
   const r = await filebrowser(config, args);
   if (r.exitCode === 0) return;
@@ -130,7 +155,7 @@ interface Outcome {
 
 /** The binary from the pod's PATH, with the pod's environment minus every secret. */
 async function filebrowser(config: Config, args: string[]): Promise<Outcome> {
-  const r = await execa(BINARY, args, { env: config.comfyui.env, extendEnv: false, stdin: 'ignore', reject: false, timeout: 60_000 });
+  const r = await execa(BINARY, args, { cwd: config.stateDir, env: config.comfyui.env, extendEnv: false, stdin: 'ignore', reject: false, timeout: 60_000 });
   const code = 'code' in r && typeof r.code === 'string' ? r.code : undefined;
   return {
     exitCode: r.exitCode,

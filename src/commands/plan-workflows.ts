@@ -1,5 +1,5 @@
 import type { Config } from '../config/index.js';
-import { describeNode, isRegistryNode, type NodeSpec } from '../config/nodes.js';
+import { describeNode, isRegistryNode, toStoredNode, type NodeSpec } from '../config/nodes.js';
 import { errorMessage } from '../lib/errors.js';
 import { resolveRegistryNode } from '../nodes/registry.js';
 import { presentOnDisk } from '../queue/workflow-progress.js';
@@ -19,7 +19,9 @@ export interface PlannedNode {
 export async function planNodes(config: Config): Promise<PlannedNode[]> {
   return Promise.all(
     config.nodes.map(async (node): Promise<PlannedNode> => {
-      const base = { name: node.name, spec: node, from: describeNode(node) };
+      // Credentials inside a git URL never reach plan's output.
+      const stored = toStoredNode(node);
+      const base = { name: node.name, spec: stored, from: describeNode(stored) };
       if (!isRegistryNode(node)) return { ...base, source: 'git' };
       try {
         const release = await resolveRegistryNode(node, config.endpoints.registry, AbortSignal.timeout(60_000));
@@ -62,10 +64,11 @@ export async function planWorkflows(
   );
 }
 
-export function printWorkflowPlan(w: PlannedWorkflow): void {
-  const out = (line: string) => process.stdout.write(`${line}\n`);
-  out(`workflow ${w.name} (${w.origin}, ${w.format} format): ${w.models.length} models, ${w.nodes.length} custom nodes`);
-  for (const m of w.missing) out(`  MISSING ${m.message}`);
-  for (const t of w.unverified) out(`  check   node type \`${t.type}\` (${t.node}): checked against ComfyUI once it runs`);
-  for (const n of w.notes) out(`  note    ${n}`);
+export function workflowPlanLines(w: PlannedWorkflow): string[] {
+  return [
+    `workflow ${w.name} (${w.origin}, ${w.format} format): ${w.models.length} models, ${w.nodes.length} custom nodes`,
+    ...w.missing.map((m) => `  MISSING ${m.message}`),
+    ...w.unverified.map((t) => `  check   node type \`${t.type}\` (${t.node}): checked against ComfyUI once it runs`),
+    ...w.notes.map((n) => `  note    ${n}`),
+  ];
 }

@@ -2,9 +2,9 @@ import type { ModelFolder } from '../config/folders.js';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import { modelId, toStoredSpec } from '../config/model-spec.js';
 import { errorMessage } from '../lib/errors.js';
-import type { Logger } from '../lib/log.js';
+import { Redactor, type Logger } from '../lib/log.js';
 import { resolveModel } from '../sources/index.js';
-import { planNodes, planWorkflows, printWorkflowPlan, type PlannedNode } from './plan-workflows.js';
+import { planNodes, planWorkflows, workflowPlanLines, type PlannedNode } from './plan-workflows.js';
 
 /** What `phoenix plan` reports for one configured model. */
 export interface PlannedModel {
@@ -66,29 +66,33 @@ async function planModel(model: ConfiguredModel, config: Config, log: Logger): P
 }
 
 /**
- * `phoenix plan [--json]`: exit 1 when a model or a registry node does not resolve, or a
- * workflow misses something.
+ * `phoenix plan [--json]`: exit 1 when a model or a registry node does not resolve, or a workflow
+ * misses something. Credentials inside URLs show as `***`, and every secret value is redacted from
+ * what it prints (error messages included).
  */
-export async function runPlan(config: Config, log: Logger, json: boolean): Promise<number> {
+export async function runPlan(config: Config, log: Logger, json: boolean, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const [models, nodes] = await Promise.all([planModels(config, log), planNodes(config)]);
   const workflows = await planWorkflows(config, models);
-  if (json) process.stdout.write(`${JSON.stringify({ models, nodes, workflows }, null, 2)}\n`);
+  const lines: string[] = [];
+  if (json) lines.push(JSON.stringify({ models, nodes, workflows }, null, 2));
   else {
     for (const m of models) {
-      if (m.error) process.stdout.write(`FAILED  ${m.origin}: ${m.error}\n`);
+      if (m.error) lines.push(`FAILED  ${m.origin}: ${m.error}`);
       for (const f of m.files) {
         const size = f.bytes !== undefined ? `${(f.bytes / 2 ** 20).toFixed(1)} MiB` : 'size unknown';
-        process.stdout.write(`model   ${f.category ?? '(folder from header)'}/${f.name}  ${size}  ${f.sha256 ?? 'no published sha256'}  (${m.origin})\n`);
+        lines.push(`model   ${f.category ?? '(folder from header)'}/${f.name}  ${size}  ${f.sha256 ?? 'no published sha256'}  (${m.origin})`);
       }
     }
-    for (const n of nodes) process.stdout.write(nodeLine(n));
-    for (const w of workflows) printWorkflowPlan(w);
+    for (const n of nodes) lines.push(nodeLine(n));
+    for (const w of workflows) lines.push(...workflowPlanLines(w));
   }
+  const redactor = new Redactor(config.secrets);
+  for (const line of lines) out.write(`${redactor.redact(line)}\n`);
   const failed = models.some((m) => m.error) || nodes.some((n) => n.error) || workflows.some((w) => w.missing.length > 0);
   return failed ? 1 : 0;
 }
 
 function nodeLine(n: PlannedNode): string {
-  if (n.error) return `FAILED  custom_nodes/${n.name}: ${n.error}\n`;
-  return `node    custom_nodes/${n.name}  ${n.from}\n`;
+  if (n.error) return `FAILED  custom_nodes/${n.name}: ${n.error}`;
+  return `node    custom_nodes/${n.name}  ${n.from}`;
 }

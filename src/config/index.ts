@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { z } from 'zod';
+import { urlSecrets } from '../lib/url-credentials.js';
 import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
 import { fleetConfig, mirrorConfig, redisCluster, type FleetConfig, type MirrorConfig, type RedisNode } from './fleet.js';
@@ -28,10 +29,10 @@ export interface Config {
     port: number;
     args: readonly string[];
     waitFor: 'all' | 'nodes' | 'none';
+    /** COMFYUI_USER: the user ComfyUI, git, pip, install.py and custom nodes run as; undefined: Phoenix's own. */
+    user: string | undefined;
     /** ComfyUI's environment: the pod's, with every secret removed. */
     env: Readonly<Record<string, string>>;
-    /** COMFYUI_USER: the user ComfyUI, git, pip and install.py run as; undefined = Phoenix's own. */
-    user: string | undefined;
   };
   privacy: PrivacyConfig;
   server: { port: number; username: string; password: string; passwordGenerated: boolean };
@@ -239,12 +240,31 @@ function checkNodeNames(nodes: NodeSpec[], problems: string[]): void {
   }
 }
 
-/** Secrets: every token, password and header value in force, for redaction and the environment scrub. */
-function collectSecrets(e: Env, passwords: readonly string[], models: readonly ConfiguredModel[]): string[] {
+/**
+ * Secrets: every token, password and header value in force, and the credentials inside model,
+ * node and manifest URLs, for redaction and the environment scrub.
+ */
+function collectSecrets(e: Env, passwords: readonly string[], models: readonly ConfiguredModel[], nodes: readonly NodeSpec[]): string[] {
   const headerSecrets = models.flatMap((m) => (m.spec.source === 'url' && m.spec.headers ? Object.values(m.spec.headers) : []));
   const webhook = [e.PHOENIX_WEBHOOK_SECRET, e.PHOENIX_WEBHOOK_URL];
   const fleetSecrets = [e.AWS_ACCESS_KEY_ID, e.AWS_SECRET_ACCESS_KEY, e.AWS_SESSION_TOKEN, e.METRICS_TOKEN];
-  return [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, ...passwords, ...headerSecrets, ...webhook, ...fleetSecrets, ...redisPassword(e.REDIS_URL)].filter(
+  const urls = [
+    ...models.flatMap((m) => ('url' in m.spec ? [m.spec.url] : [])),
+    ...nodes.flatMap((n) => ('url' in n ? [n.url] : [])),
+    ...(e.PROVISION_URL ? [e.PROVISION_URL] : []),
+    ...e.PROVISION_WORKFLOWS,
+  ];
+  return [
+    e.CIVITAI_TOKEN,
+    e.HF_TOKEN,
+    e.RUNPOD_API_KEY,
+    ...passwords,
+    ...headerSecrets,
+    ...webhook,
+    ...fleetSecrets,
+    ...urls.flatMap(urlSecrets),
+    ...redisPassword(e.REDIS_URL),
+  ].filter(
     (s): s is string => typeof s === 'string' && s.length >= 4,
   );
 }
@@ -273,7 +293,7 @@ function assemble(
         : undefined;
   const password = e.PHOENIX_PASSWORD ?? generatePassword();
   const fbPassword = e.FB_PASSWORD ?? generatePassword();
-  const secrets = collectSecrets(e, [password, fbPassword], parts.models);
+  const secrets = collectSecrets(e, [password, fbPassword], parts.models, parts.nodes);
   return {
     workspace,
     stateDir: path.join(workspace, '.phoenix'),
@@ -283,8 +303,8 @@ function assemble(
       port: e.COMFYUI_PORT,
       args: splitArgs(e.COMFY_ARGS),
       waitFor: e.COMFYUI_WAIT_FOR,
-      env: scrubEnvironment(env, secrets),
       user: e.COMFYUI_USER,
+      env: scrubEnvironment(env, secrets),
     },
     privacy: {
       enabled: e.PRIVACY_ENABLED,

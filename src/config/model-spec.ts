@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isGoogleDriveLink, type DriveEndpoints } from '../lib/gdrive.js';
 import { isPlainName, shortHash, slug } from '../lib/names.js';
+import { redactUrl } from '../lib/url-credentials.js';
 import { isAir, isCivitaiHost, parseAir, parseCivitaiUrl, type CivitaiRef } from './civitai-ids.js';
 import { normalizeFolder, type ModelFolder } from './folders.js';
 
@@ -177,29 +178,41 @@ export function expectedFileName(spec: ModelSpec | StoredModelSpec): string | un
   }
 }
 
-/** Strips secret values from a spec before it is stored as job data. */
+/**
+ * Strips secret values from a spec before it is stored as job data: header values, and the
+ * credentials inside a URL (shown as `***`). The worker finds the whole URL in its configuration.
+ */
 export function toStoredSpec(spec: ModelSpec): StoredModelSpec {
+  if (spec.source === 'gdrive') return { ...spec, url: redactUrl(spec.url) };
   if (spec.source !== 'url') return spec;
   const { headers, ...rest } = spec;
-  return headers ? { ...rest, headerNames: Object.keys(headers) } : rest;
+  const stored = { ...rest, url: redactUrl(spec.url) };
+  return headers ? { ...stored, headerNames: Object.keys(headers) } : stored;
 }
 
-/** Everything that identifies what is downloaded and where it lands; secrets excluded. */
-function identity(spec: ModelSpec): Record<string, unknown> {
-  const { category, filename } = spec;
+/**
+ * Everything that identifies what is downloaded, what it must hash to and where it lands; secrets
+ * excluded. The sha256 pin is part of it: adding or changing a pin is another request, checked anew.
+ */
+function identity(spec: ModelSpec | StoredModelSpec): Record<string, unknown> {
+  const { category, filename, sha256 } = spec;
   switch (spec.source) {
     case 'civitai':
-      return { s: spec.source, v: spec.versionId, category, filename, m: spec.versionId ? undefined : spec.modelId, fid: spec.fileId, fn: spec.file };
+      return { s: spec.source, v: spec.versionId, category, filename, sha256, m: spec.versionId ? undefined : spec.modelId, fid: spec.fileId, fn: spec.file };
     case 'huggingface':
-      return { s: spec.source, r: spec.repo, f: spec.file, rev: spec.revision, i: spec.include, category, filename };
+      return { s: spec.source, r: spec.repo, f: spec.file, rev: spec.revision, i: spec.include, category, filename, sha256 };
     case 'url':
     case 'gdrive':
-      return { s: spec.source, u: spec.url, category, filename };
+      return { s: spec.source, u: redactUrl(spec.url), category, filename, sha256 };
   }
 }
 
-/** Deterministic id of a model: the same request always maps to the same jobs. */
-export function modelId(spec: ModelSpec): string {
+/**
+ * Deterministic id of a model: the same request always maps to the same jobs. A stored spec (job
+ * data) has the same id as the spec it was made from, so workers derive the id from the spec they
+ * are given instead of trusting an id written beside it.
+ */
+export function modelId(spec: ModelSpec | StoredModelSpec): string {
   const label =
     spec.source === 'civitai'
       ? spec.versionId ?? `model-${spec.modelId}`

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isPlainName } from '../lib/names.js';
+import { redactUrl } from '../lib/url-credentials.js';
 import { HttpUrl, Sha256 } from './model-spec.js';
 
 const FolderName = z.string().refine(isPlainName, 'must be a plain folder name');
@@ -76,4 +77,9 @@ export function splitNodeUrl(text: string): { url: string; ref?: string } {
   const at = t.lastIndexOf('@');
   if (pathStart < 0 || at < pathStart) return { url: t };
   return { url: t.slice(0, at), ref: t.slice(at + 1) };
+}
+
+/** The node as stored in job data: credentials inside its URL shown as `***` (the worker finds them in its configuration). */
+export function toStoredNode<N extends NodeSpec>(node: N): N {
+  return 'url' in node ? { ...node, url: redactUrl(node.url) } : node;
 }

@@ -44,7 +44,8 @@ export class WorkflowCatalog {
   private readonly byFile = new Map<string, string>();
   private readonly nodes = new Map<string, NodeSpec>();
   private readonly configuredNodes = new Set<string>();
-  readonly records: WorkflowRecord[] = [];
+  /** Each workflow as added, its models by the key they have in `models` (their first id). */
+  private readonly added: WorkflowRecord[] = [];
 
   constructor(
     private readonly endpoints: SpecEndpoints & { github: string },
@@ -65,6 +66,18 @@ export class WorkflowCatalog {
 
   allNodes(): NodeSpec[] {
     return [...this.nodes.values()];
+  }
+
+  /**
+   * Every workflow with the ids its models have now: a pin another entry adds changes a model's
+   * id (the pin is part of it), so ids are read from the final specs.
+   */
+  get records(): WorkflowRecord[] {
+    return this.added.map((r) => this.withCurrentIds(r));
+  }
+
+  private withCurrentIds(record: WorkflowRecord): WorkflowRecord {
+    return { ...record, models: record.models.map((key) => modelId(this.models.get(key)!.spec)) };
   }
 
   /** Adds one workflow's requirements; problems are appended, each naming `where`. */
@@ -96,8 +109,8 @@ export class WorkflowCatalog {
       stamped: needs.stamped,
       notes,
     };
-    this.records.push(record);
-    return record;
+    this.added.push(record);
+    return this.withCurrentIds(record);
   }
 
   private addModel(model: ConfiguredModel): string {

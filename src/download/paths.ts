@@ -8,6 +8,10 @@ export function tempDir(modelsRoot: string): string {
   return path.join(modelsRoot, '.phoenix-tmp');
 }
 
+/** The temp file of one file of a model; refuses an id or name that would leave the temp area. */
 export function partPath(modelsRoot: string, modelId: string, name: string): string {
-  return path.join(tempDir(modelsRoot), `${modelId}--${name}.part`);
+  const dir = tempDir(modelsRoot);
+  const file = path.join(dir, `${modelId}--${name}.part`);
+  if (path.dirname(file) !== dir) throw new Error(`refusing a temp file outside ${dir}: "${modelId}--${name}.part"`);
+  return file;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { access, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, lstat, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 
 /** Whether anything (file, folder, link target) is at `file`. */
 export function pathExists(file: string): Promise<boolean> {
@@ -29,13 +30,34 @@ export function isMissing(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-/** Writes a temp file beside `file` and renames it over, so a reader sees the old or the new text, never half. */
-export async function writeFileAtomically(file: string, text: string): Promise<void> {
+/**
+ * Writes a temp file beside `file` and renames it over, so a reader sees the old or the new text,
+ * never half. `mode` (default 0666 less the umask) is the file's from its first byte.
+ */
+export async function writeFileAtomically(file: string, text: string, mode?: number): Promise<void> {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await writeFile(tmp, text);
+    await writeFile(tmp, text, mode !== undefined ? { mode } : {});
     await rename(tmp, file);
   } finally {
     await rm(tmp, { force: true });
   }
+}
+
+/**
+ * Gives a tree's group what its owner has of read and write (and search on folders, execute on
+ * files the owner may execute), and makes its folders setgid, so whatever is created there stays
+ * in the group. Links are left alone. For files Phoenix writes that another user of the group
+ * (ComfyUI's) must use, whatever the process's umask.
+ */
+export async function shareTreeWithGroup(root: string): Promise<void> {
+  const s = await lstat(root);
+  if (s.isSymbolicLink()) return;
+  if (s.isDirectory()) {
+    await chmod(root, (s.mode & 0o7777) | 0o2070);
+    for (const entry of await readdir(root)) await shareTreeWithGroup(path.join(root, entry));
+    return;
+  }
+  const execute = s.mode & 0o100 ? 0o010 : 0;
+  await chmod(root, (s.mode & 0o7777) | 0o060 | execute);
 }

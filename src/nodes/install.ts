@@ -4,8 +4,11 @@ import { execa } from 'execa';
 import type { GitNodeSpec } from '../config/nodes.js';
 import { UserError } from '../lib/errors.js';
 import { pathExists as exists } from '../lib/fs.js';
+import type { RunAs } from '../lib/run-as.js';
+import { redactUrl } from '../lib/url-credentials.js';
+import { gitRemote } from './git-credentials.js';
 import { installRequirements } from './requirements.js';
-import { hideUserInfo, runStep } from './run.js';
+import { runStep } from './run.js';
 
 export interface InstallNodeOptions<N = GitNodeSpec> {
   node: N;
@@ -18,6 +21,11 @@ export interface InstallNodeOptions<N = GitNodeSpec> {
   signal?: AbortSignal;
   /** Receives each line git, pip and install.py print (kept in the job's log). */
   onOutput?: (line: string) => void;
+  /**
+   * The user git, pip and install.py run as (COMFYUI_USER); Phoenix's own when absent. Every git
+   * command in the checkout runs as that user: its .git/config (hooks, fsmonitor) is theirs.
+   */
+  runAs?: RunAs;
 }
 
 export interface InstalledNode {
@@ -51,26 +59,30 @@ export async function installNode(options: InstallNodeOptions): Promise<Installe
     label: `custom node ${node.name}: ${label}`,
     onOutput: options.onOutput,
     signal: options.signal,
+    runAs: options.runAs,
   });
-  const gitEnv = { ...options.env, ...GIT_ENV };
+  const remote = gitRemote(node.url);
+  const gitEnv = { ...options.env, ...GIT_ENV, ...remote.env };
   const git = (args: string[], cwd = dir) =>
     runStep('git', [...GIT_CONFIG, ...args], { ...step(`git ${args[0]}`, cwd), env: gitEnv });
+  const gitQuiet = (args: string[]) => quietGit(args, dir, gitEnv, options.runAs);
 
   await mkdir(path.dirname(dir), { recursive: true });
-  if (await isCheckout(dir)) {
-    await git(['remote', 'set-url', 'origin', node.url]);
+  if (await isCheckout(dir, gitQuiet)) {
+    // Also rewrites a URL an older install stored with its credentials.
+    await git(['remote', 'set-url', 'origin', remote.url]);
     await git(['fetch', '--force', '--prune', '--tags', 'origin']);
     // Follow a change of the default branch; a remote that cannot say keeps the old one.
-    await execa('git', ['remote', 'set-head', 'origin', '--auto'], { cwd: dir, reject: false, env: gitEnv, extendEnv: false, stdin: 'ignore' });
+    await gitQuiet(['remote', 'set-head', 'origin', '--auto']);
   } else if (await exists(dir)) {
     throw new UserError(
       `custom node ${node.name}: ${dir} exists but is not a git checkout; remove it (or rename the node) so it can be cloned`,
     );
   } else {
-    await git(['clone', '--', node.url, dir], path.dirname(dir));
+    await git(['clone', '--', remote.url, dir], path.dirname(dir));
   }
 
-  const commit = await resolveRef(dir, node, git);
+  const commit = await resolveRef(node, git, gitQuiet);
   await git(['checkout', '--quiet', '--force', '--detach', commit]);
   if (await exists(path.join(dir, '.gitmodules'))) await git(['submodule', 'update', '--init', '--recursive', '--force']);
 
@@ -82,39 +94,43 @@ export async function installNode(options: InstallNodeOptions): Promise<Installe
  * The commit a ref names on the remote: a tag first, then a branch as origin has it, then a commit
  * id. Local branches are never consulted: they are stale copies of origin's.
  */
-async function resolveRef(
-  dir: string,
-  node: GitNodeSpec,
-  git: (args: string[]) => Promise<void>,
-): Promise<string> {
+async function resolveRef(node: GitNodeSpec, git: (args: string[]) => Promise<void>, gitQuiet: QuietGit): Promise<string> {
   const candidates = node.ref
     ? [`refs/tags/${node.ref}`, `refs/remotes/origin/${node.ref}`, ...(/^[0-9a-f]{7,64}$/i.test(node.ref) ? [node.ref] : [])]
     : ['refs/remotes/origin/HEAD'];
-  const found = await firstCommit(dir, candidates);
+  const found = await firstCommit(candidates, gitQuiet);
   if (found) return found;
   if (node.ref && /^[0-9a-f]{40}([0-9a-f]{24})?$/i.test(node.ref)) {
     // A commit no branch or tag reaches yet; servers that allow it hand it over by id.
     await git(['fetch', '--force', 'origin', node.ref]).catch(() => undefined);
-    const fetched = await firstCommit(dir, [node.ref]);
+    const fetched = await firstCommit([node.ref], gitQuiet);
     if (fetched) return fetched;
   }
   throw new UserError(
     node.ref
-      ? `custom node ${node.name}: "${node.ref}" is not a tag, branch or commit of ${hideUserInfo(node.url)}`
-      : `custom node ${node.name}: ${hideUserInfo(node.url)} has no default branch; give a ref`,
+      ? `custom node ${node.name}: "${node.ref}" is not a tag, branch or commit of ${redactUrl(node.url)}`
+      : `custom node ${node.name}: ${redactUrl(node.url)} has no default branch; give a ref`,
   );
 }
 
-async function firstCommit(dir: string, candidates: readonly string[]): Promise<string | undefined> {
+/** A git command in the checkout whose output is read, not logged: exit code and stdout. */
+type QuietGit = (args: string[]) => Promise<{ exitCode: number | undefined; stdout: string }>;
+
+async function quietGit(args: string[], cwd: string, env: Readonly<Record<string, string>>, runAs: RunAs | undefined): ReturnType<QuietGit> {
+  const command = runAs ? await runAs.command('git', args, env) : { file: 'git', args };
+  const r = await execa(command.file, command.args, { cwd, reject: false, env: runAs?.env(env) ?? { ...env }, extendEnv: false, stdin: 'ignore' });
+  return { exitCode: r.exitCode, stdout: String(r.stdout) };
+}
+
+async function firstCommit(candidates: readonly string[], gitQuiet: QuietGit): Promise<string | undefined> {
   for (const candidate of candidates) {
-    const r = await execa('git', ['rev-parse', '--verify', '--quiet', `${candidate}^{commit}`], { cwd: dir, reject: false, stdin: 'ignore' });
+    const r = await gitQuiet(['rev-parse', '--verify', '--quiet', `${candidate}^{commit}`]);
     if (r.exitCode === 0) return r.stdout.trim();
   }
   return undefined;
 }
 
-async function isCheckout(dir: string): Promise<boolean> {
-  if (!(await exists(path.join(dir, '.git')))) return false;
-  const r = await execa('git', ['rev-parse', '--is-inside-work-tree'], { cwd: dir, reject: false, stdin: 'ignore' });
-  return r.exitCode === 0 && (await stat(dir)).isDirectory();
+async function isCheckout(dir: string, gitQuiet: QuietGit): Promise<boolean> {
+  if (!(await exists(path.join(dir, '.git'))) || !(await stat(dir)).isDirectory()) return false;
+  return (await gitQuiet(['rev-parse', '--is-inside-work-tree'])).exitCode === 0;
 }

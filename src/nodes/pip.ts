@@ -1,8 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { TransientError, UserError } from '../lib/errors.js';
+import type { RunAs } from '../lib/run-as.js';
 import { Mutex } from '../lib/serial.js';
 import { runStep } from './run.js';
 
@@ -34,6 +35,8 @@ export interface PipContext {
   python: string;
   /** ComfyUI's environment, secrets removed (config.comfyui.env). */
   env: Readonly<Record<string, string>>;
+  /** The user pip and install.py run as (COMFYUI_USER); Phoenix's own when absent. */
+  runAs?: RunAs | undefined;
   /** Where the constraints file is written (a fresh folder inside it); defaults to the OS temp dir. */
   constraintsDir?: string | undefined;
   onOutput?: ((line: string) => void) | undefined;
@@ -50,8 +53,12 @@ export function withPinnedPython<T>(ctx: PipContext, work: (constraints: string,
     const dir = await mkdtemp(path.join(ctx.constraintsDir ?? tmpdir(), 'phoenix-pip-'));
     try {
       const constraints = path.join(dir, 'constraints.txt');
-      const pins = await pinnedVersions(ctx.python, ctx.env, ctx.signal);
+      const pins = await pinnedVersions(ctx);
+      // Read by pip as COMFYUI_USER; it holds package versions, nothing secret.
+      await chmod(dir, 0o755);
       await writeFile(constraints, pins.map((p) => `${p}\n`).join(''));
+      // chmod, not writeFile's mode: that one is cut by the umask (077 in the image).
+      await chmod(constraints, 0o644);
       ctx.onOutput?.(`constraints: ${pins.length > 0 ? pins.join(' ') : '(none of the pinned packages is installed)'}`);
       return await work(constraints, {
         ...ctx.env,
@@ -79,6 +86,7 @@ export async function installPythonPackages(options: InstallPythonPackagesOption
       cwd: options.constraintsDir ?? tmpdir(),
       label: `pip install ${options.packages.join(' ')}`,
       onOutput: options.onOutput,
+      runAs: options.runAs,
       signal: options.signal,
       env,
     }),
@@ -90,15 +98,13 @@ export async function installPythonPackages(options: InstallPythonPackagesOption
  * rather than `pip freeze`: it prints a version even for packages installed from a URL or
  * editable, whose freeze lines (`torch @ file://…`) pip refuses in a constraints file.
  */
-async function pinnedVersions(
-  python: string,
-  env: Readonly<Record<string, string>>,
-  signal: AbortSignal | undefined,
-): Promise<string[]> {
-  const result = await execa(python, ['-m', 'pip', 'list', '--format=freeze', '--disable-pip-version-check'], {
+async function pinnedVersions({ python, env, signal, runAs }: PipContext): Promise<string[]> {
+  const args = ['-m', 'pip', 'list', '--format=freeze', '--disable-pip-version-check'];
+  const command = runAs ? await runAs.command(python, args, env) : { file: python, args };
+  const result = await execa(command.file, command.args, {
     reject: false,
     stdin: 'ignore',
-    env: { ...env },
+    env: runAs?.env(env) ?? { ...env },
     extendEnv: false,
     ...(signal ? { cancelSignal: signal } : {}),
   });

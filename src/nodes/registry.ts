@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { RegistryNodeSpec } from '../config/nodes.js';
 import { UserError } from '../lib/errors.js';
-import { pathExists as exists, writeFileAtomically } from '../lib/fs.js';
+import { pathExists as exists, shareTreeWithGroup, writeFileAtomically } from '../lib/fs.js';
 import { fetchFollowing, httpError } from '../lib/http.js';
 import type { InstallNodeOptions } from './install.js';
 import { installRequirements } from './requirements.js';
@@ -145,6 +145,9 @@ export async function installRegistryNode(options: RegistryInstallOptions): Prom
       await rm(staging, { recursive: true, force: true });
     }
   }
+  // Unpacked by Phoenix's user: ComfyUI's user, who loads the node and may write in its folder
+  // (as in a clone it made itself), shares custom_nodes' group.
+  if (options.runAs?.gid !== undefined) await shareTreeWithGroup(dir);
   await installRequirements(dir, { ...options, label });
   return { path: dir, version: marker.version, sha256: marker.sha256 };
 }

@@ -17,7 +17,7 @@ export async function installRequirements(dir: string, options: RequirementsOpti
   const hasRequirements = await exists(path.join(dir, 'requirements.txt'));
   const hasInstallScript = await exists(path.join(dir, 'install.py'));
   if (!hasRequirements && !hasInstallScript) return;
-  const step = (label: string) => ({ cwd: dir, label: `${options.label}: ${label}`, onOutput: options.onOutput, signal: options.signal });
+  const step = (label: string) => ({ cwd: dir, label: `${options.label}: ${label}`, onOutput: options.onOutput, signal: options.signal, runAs: options.runAs });
   await withPinnedPython(options, async (constraints, env) => {
     if (hasRequirements) {
       await runStep(options.python, ['-m', 'pip', 'install', '--no-input', '-r', 'requirements.txt', '-c', constraints], {

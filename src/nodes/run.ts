@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { execa } from 'execa';
 import { TransientError, UserError } from '../lib/errors.js';
+import type { RunAs } from '../lib/run-as.js';
+import { redactUrl } from '../lib/url-credentials.js';
 
 export interface RunOptions {
   cwd: string;
@@ -15,6 +17,8 @@ export interface RunOptions {
    * a node's install.py run third-party code.
    */
   env: Readonly<Record<string, string>>;
+  /** The user the command runs as (COMFYUI_USER); Phoenix's own when absent. */
+  runAs?: RunAs | undefined;
 }
 
 /** Lines of output kept for the error message of a failing command. */
@@ -26,15 +30,16 @@ const TAIL_LINES = 15;
  * the node or the requirement, and retrying would fail the same way.
  */
 export async function runStep(file: string, args: readonly string[], options: RunOptions): Promise<void> {
-  options.onOutput?.(`$ ${[path.basename(file), ...args].map(hideUserInfo).join(' ')}`);
+  options.onOutput?.(`$ ${[path.basename(file), ...args].map(redactUrl).join(' ')}`);
   const tail: string[] = [];
-  const child = execa(file, args, {
+  const command = options.runAs ? await options.runAs.command(file, args, options.env) : { file, args };
+  const child = execa(command.file, command.args, {
     cwd: options.cwd,
     all: true,
     buffer: false,
     reject: false,
     stdin: 'ignore',
-    env: { ...options.env },
+    env: options.runAs?.env(options.env) ?? { ...options.env },
     extendEnv: false,
     ...(options.signal ? { cancelSignal: options.signal } : {}),
   });
@@ -53,9 +58,4 @@ export async function runStep(file: string, args: readonly string[], options: Ru
   }
   const why = result.exitCode !== undefined ? `exit ${result.exitCode}` : `killed by ${result.signal}`;
   throw new UserError(`${options.label} failed (${why})${tail.length > 0 ? `:\n${tail.join('\n')}` : ''}`);
-}
-
-/** Shows `https://user:token@host/…` as `https://***@host/…` in logs. */
-export function hideUserInfo(text: string): string {
-  return text.replace(/^(https?:\/\/)[^/@\s]+@/i, '$1***@');
 }

@@ -1,5 +1,6 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { partPath } from '../download/paths.js';
 import type { DownloadedFile } from '../download/types.js';
 import { UserError } from '../lib/errors.js';
 import { statIfExists } from '../lib/fs.js';
@@ -32,8 +33,11 @@ const targetLocks = new KeyedMutex();
 export async function publishFile(req: PublishRequest): Promise<string> {
   const { file, record } = req;
   if (file.publishedPath) {
-    if (await record.validEntryAt(file.publishedPath)) return file.publishedPath;
-    throw new UserError(`${file.publishedPath} changed since it was verified; it will be provisioned again on the next start`);
+    // Handed over through Redis: only a file in a model folder is ever looked at.
+    const inPlace = publishedPath(req.modelsRoot, path.basename(path.dirname(file.publishedPath)), path.basename(file.publishedPath));
+    if (inPlace !== path.resolve(file.publishedPath)) throw new UserError(`refusing ${file.publishedPath}: not a file in a model folder`);
+    if (await record.validEntryAt(inPlace)) return inPlace;
+    throw new UserError(`${inPlace} changed since it was verified; it will be provisioned again on the next start`);
   }
   const target = publishedPath(req.modelsRoot, req.category, file.name);
   return targetLocks.run(target, () => publishTo(target, req));
@@ -42,6 +46,10 @@ export async function publishFile(req: PublishRequest): Promise<string> {
 async function publishTo(target: string, req: PublishRequest): Promise<string> {
   const { file, record } = req;
   if (!file.tempPath) throw new Error(`download of ${file.name} handed over no file`);
+  // Handed over through Redis: only this model's own temp file is ever moved.
+  if (path.resolve(file.tempPath) !== partPath(req.modelsRoot, req.modelId, file.name)) {
+    throw new UserError(`refusing ${file.tempPath}: not the temp file of ${file.name}`);
+  }
   const onDisk = await statIfExists(file.tempPath);
   if (!onDisk) throw new UserError(`the downloaded data for ${file.name} is gone from ${path.dirname(file.tempPath)}`);
 
@@ -82,7 +90,9 @@ async function publishTo(target: string, req: PublishRequest): Promise<string> {
       );
     }
   }
-  await mkdir(path.dirname(target), { recursive: true });
+  // ComfyUI may run as another user, in the models folder's group: it reads the folder and the file.
+  if (await mkdir(path.dirname(target), { recursive: true })) await chmod(path.dirname(target), 0o2750);
+  await chmod(file.tempPath, 0o640);
   await rename(file.tempPath, target);
   await record.add(req.modelId, target, file.sha256.toLowerCase());
   return target;

@@ -60,8 +60,12 @@ export async function startPrivacy(options: PrivacyServiceOptions): Promise<Runn
   const watch = setInterval(() => {
     void store.lockdown().then((now) => {
       if (now && !locked) {
-        log.warn('privacy lockdown: closing every open connection');
-        proxy.closeAll();
+        // MONITORING_ONLY blocks nothing, a lockdown included: it is recorded, nothing is cut.
+        if (config.privacy.monitoringOnly) log.warn('privacy lockdown while MONITORING_ONLY: connections are recorded, none is closed');
+        else {
+          log.warn('privacy lockdown: closing every open connection');
+          proxy.closeAll();
+        }
       }
       locked = now;
     }, () => undefined);

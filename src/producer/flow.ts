@@ -1,7 +1,7 @@
 import type { FlowJob, JobsOptions } from 'bullmq';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import { describeSpec, modelId, toStoredSpec } from '../config/model-spec.js';
-import type { NodeSpec } from '../config/nodes.js';
+import { toStoredNode, type NodeSpec } from '../config/nodes.js';
 import { JobName, QueueName, jobIds, type ModelJobData } from '../queue/jobs.js';
 
 /**
@@ -48,11 +48,12 @@ export function modelFlow(config: Config, model: ConfiguredModel, asChild: boole
 }
 
 export function nodeJob(node: NodeSpec, asChild: boolean): FlowJob {
+  const stored = toStoredNode(node);
   return {
     name: JobName.InstallNode,
     queueName: QueueName.Nodes,
-    data: { node },
-    opts: { ...KEEP, ...(asChild ? AS_CHILD : {}), jobId: jobIds.node(node), attempts: 2, backoff: { type: 'phoenix' } },
+    data: { node: stored },
+    opts: { ...KEEP, ...(asChild ? AS_CHILD : {}), jobId: jobIds.node(stored), attempts: 2, backoff: { type: 'phoenix' } },
   };
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FlowJob } from 'bullmq';
 import { PodState } from '../comfyui/pod-state.js';
@@ -8,6 +9,7 @@ import type { NodeSpec } from '../config/nodes.js';
 import type { Logger } from '../lib/log.js';
 import type { RedisClient } from '../lib/redis-client.js';
 import { VerifiedRecord } from '../organize/record.js';
+import { RECORD_KEY_FILE } from '../organize/record-key.js';
 import { SERVICE_JOB_ID, type QueueName } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
 import { bootPlan, flowJobIds, flowJobs, modelFlow, nodeJob } from './flow.js';
@@ -49,7 +51,7 @@ export async function produce(options: ProduceOptions): Promise<ProduceResult> {
         log.warn({ err: err.message }, 'could not remove the previous start\'s flow whole');
       });
     }
-    const plan = bootPlan(config, await downloadPriorities(config, new VerifiedRecord(config.modelsRoot), log));
+    const plan = bootPlan(config, await downloadPriorities(config, new VerifiedRecord(config.modelsRoot, path.join(config.stateDir, RECORD_KEY_FILE)), log));
     const flows = [plan.service, ...plan.independent];
     // A new start announces its workflows' readiness again.
     await new PodState(connection, queues.prefix).resetAnnouncements();

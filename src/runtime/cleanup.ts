@@ -1,9 +1,11 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 import type { Config } from '../config/index.js';
 import { tempDir } from '../download/paths.js';
 import { pathExists } from '../lib/fs.js';
 import type { Logger } from '../lib/log.js';
+import type { RunAs } from '../lib/run-as.js';
 
 /** Files that remember what a pod fetched, from where, and what was typed into it. */
 const HOME_TRACES = ['.cache/pip', '.cache/huggingface', '.bash_history', '.python_history', '.wget-hsts', '.lesshst'];
@@ -26,13 +28,23 @@ export function cleanupTargets(config: Config, options: { includeState: boolean 
 
 /**
  * Removes the cleanup targets. `includeState` only once Redis has stopped (it owns its data files).
+ * With `runAs` (COMFYUI_USER), PARANOID_MODE also removes the same caches and histories from that
+ * user's home, as that user: where pip and the nodes' own downloads leave them.
  */
-export async function cleanup(config: Config, log: Logger, options: { includeState: boolean }): Promise<string[]> {
+export async function cleanup(config: Config, log: Logger, options: { includeState: boolean; runAs?: RunAs }): Promise<string[]> {
   const removed: string[] = [];
   for (const target of cleanupTargets(config, options)) {
     if (!(await pathExists(target))) continue;
     await rm(target, { recursive: true, force: true });
     removed.push(target);
+  }
+  const home = options.runAs?.uid !== undefined ? options.runAs.env({}).HOME : undefined;
+  if (config.paranoid && home && options.runAs) {
+    const traces = HOME_TRACES.map((t) => path.join(home, t));
+    const command = await options.runAs.command('rm', ['-rf', '--', ...traces], config.comfyui.env);
+    const r = await execa(command.file, command.args, { env: options.runAs.env(config.comfyui.env), extendEnv: false, reject: false, stdin: 'ignore', timeout: 5000 });
+    if (r.exitCode === 0) removed.push(`${home}: ${HOME_TRACES.join(', ')}`);
+    else log.warn({ err: String(r.stderr).trim() }, `cannot clean ${home}`);
   }
   log.info({ removed, paranoid: config.paranoid }, 'cleanup done');
   return removed;

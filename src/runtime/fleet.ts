@@ -1,12 +1,15 @@
+import path from 'node:path';
 import { FleetBoardQueues } from '../board/fleet-board.js';
 import { startHeartbeat } from '../board/heartbeat.js';
 import type { BoardOptions } from '../board/server.js';
 import type { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
+import { adoptFleetRecordKey } from '../fleet/record-key.js';
 import { PodRegistry } from '../fleet/registry.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { RedisClient } from '../lib/redis-client.js';
+import { RecordKey, RECORD_KEY_FILE } from '../organize/record-key.js';
 import { openFleetQueues } from '../queue/fleet.js';
 import type { Queues } from '../queue/queues.js';
 import { connect, redisTarget, socketPath, whenReady, type RedisTarget } from './redis.js';
@@ -88,4 +91,9 @@ export function fleetBoardParts(
       await queues.close();
     },
   };
+}
+
+/** On a shared Redis, the pod signs the verified-files record with the fleet's key (fleet/record-key.ts). */
+export async function useFleetRecordKey(config: Config, connection: RedisClient): Promise<void> {
+  await adoptFleetRecordKey(connection, config.fleet.fleetPrefix, new RecordKey(path.join(config.stateDir, RECORD_KEY_FILE)));
 }

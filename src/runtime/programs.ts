@@ -1,4 +1,5 @@
 import { startBoard } from '../board/server.js';
+import { isolateThirdPartyCode } from '../comfyui/isolation.js';
 import { PodState } from '../comfyui/pod-state.js';
 import { ConfigError, type Config } from '../config/index.js';
 import { PodCounters } from '../fleet/counters.js';
@@ -10,9 +11,9 @@ import { openQueues } from '../queue/queues.js';
 import { startFleetWorkers } from '../workers/fleet.js';
 import { startWorkers } from '../workers/index.js';
 import { cleanup } from './cleanup.js';
-import { chooseRedis, fleetBoardParts, showInFleet } from './fleet.js';
+import { chooseRedis, fleetBoardParts, showInFleet, useFleetRecordKey } from './fleet.js';
 import { EmbeddedRedis, connect, redisTarget, whenReady } from './redis.js';
-import { stopOnSignals } from './shutdown.js';
+import { STOP_GRACE, stopOnSignals } from './shutdown.js';
 
 /**
  * The pod's programs one at a time, as supervisord runs them in the image (`phoenix up` runs them
@@ -40,10 +41,12 @@ export async function runProduce(config: Config, log: Logger): Promise<number> {
  * disk checks pass.
  */
 export async function runWorkers(config: Config, log: Logger): Promise<number> {
+  const runAs = await isolateThirdPartyCode(config, log);
   const choice = await chooseRedis(config, log);
   const connection = connect(choice.target, 'worker');
   const coordination = choice.shared ? connect(choice.target, 'api') : undefined;
   coordination?.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+  if (choice.shared) await useFleetRecordKey(config, connection);
   const privacy = await startPrivacy({ config, connection, prefix: choice.prefix, log });
   const workers = startWorkers({
     config,
@@ -51,18 +54,19 @@ export async function runWorkers(config: Config, log: Logger): Promise<number> {
     log,
     prefix: choice.prefix,
     comfyEnv: privacy.comfyEnv,
+    runAs,
     ...(coordination ? { coordination } : {}),
   });
   const queues = openQueues(connection, choice.prefix);
   const fleetWorkers = choice.shared ? startFleetWorkers({ config, connection, log, queues }) : undefined;
   stopOnSignals(async () => {
     await fleetWorkers?.close();
-    await workers.close(10_000);
+    await workers.close(STOP_GRACE.jobsMs, STOP_GRACE.comfyuiMs);
     await privacy.stop();
     await queues.close();
     connection.disconnect();
     coordination?.disconnect();
-    if (config.paranoid) await cleanup(config, log, { includeState: false });
+    if (config.paranoid) await cleanup(config, log, { includeState: false, runAs });
   }, log);
   await produce({ config, queues, connection, log });
   return forever();

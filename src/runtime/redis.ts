@@ -111,7 +111,7 @@ export class EmbeddedRedis {
   async stop(): Promise<void> {
     const child = this.child;
     if (!child) return;
-    await stopChild(child, 5000);
+    await stopChild(child, 3000);
     this.child = undefined;
     await this.pidFile.clear();
   }

@@ -3,6 +3,14 @@ import type { Logger } from '../lib/log.js';
 /** How long an orderly stop may take before the process exits anyway. */
 export const SHUTDOWN_DEADLINE_MS = 20_000;
 
+/**
+ * What each step of a stop may take, so a whole pod (PARANOID_MODE's cleanup included) stops
+ * within Docker's default 10-second grace: jobs still running are dropped after JOBS_MS (a
+ * download resumes, a node install runs again at the next start), and ComfyUI is killed
+ * COMFYUI_MS after SIGTERM.
+ */
+export const STOP_GRACE = { jobsMs: 3000, comfyuiMs: 2000 } as const;
+
 /** Runs `stop` on the first SIGTERM/SIGINT; a second signal or the deadline exits at once. */
 export function stopOnSignals(stop: () => Promise<void>, log: Logger): void {
   let stopping = false;

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { startBoard, type RunningBoard } from '../board/server.js';
+import { isolateThirdPartyCode } from '../comfyui/isolation.js';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import { PodCounters } from '../fleet/counters.js';
@@ -10,9 +11,9 @@ import { openQueues, type Queues } from '../queue/queues.js';
 import { startFleetWorkers } from '../workers/fleet.js';
 import { startWorkers, type RunningWorkers } from '../workers/index.js';
 import { cleanup } from './cleanup.js';
-import { chooseRedis, showInFleet, SHARED_REDIS_WAIT_MS, type FleetPresence } from './fleet.js';
+import { chooseRedis, showInFleet, SHARED_REDIS_WAIT_MS, useFleetRecordKey, type FleetPresence } from './fleet.js';
 import { EmbeddedRedis, connect, whenReady, type RedisTarget } from './redis.js';
-import { SHUTDOWN_DEADLINE_MS } from './shutdown.js';
+import { STOP_GRACE } from './shutdown.js';
 
 /** Everything `phoenix up` started, stopped in reverse by `stop`. */
 export interface Stack {
@@ -34,6 +35,7 @@ export interface UpOptions {
  */
 export async function up(config: Config, log: Logger, options: UpOptions = {}): Promise<Stack> {
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  const runAs = await isolateThirdPartyCode(config, log);
   const choice = await chooseRedis(config, log, options.sharedRedisWaitMs ?? SHARED_REDIS_WAIT_MS);
   // The pod's own Redis: the default, and the fallback when the shared one cannot be reached.
   const local = choice.shared ? undefined : new EmbeddedRedis({ stateDir: config.stateDir, persistent: config.persistentStorage !== undefined, log });
@@ -53,18 +55,19 @@ export async function up(config: Config, log: Logger, options: UpOptions = {}): 
     await board?.close();
     await fleet?.stop();
     await fleetWorkers?.close();
-    await workers?.close(SHUTDOWN_DEADLINE_MS / 2);
+    await workers?.close(STOP_GRACE.jobsMs, STOP_GRACE.comfyuiMs);
     await privacy?.stop();
     await queues?.close();
     workerConnection.disconnect();
     apiConnection.disconnect();
     await local?.stop();
     // Forensic cleanup once nothing writes any more; Redis data only when the pod owns that Redis.
-    if (config.paranoid) await cleanup(config, log, { includeState: local !== undefined });
+    if (config.paranoid) await cleanup(config, log, { includeState: local !== undefined, runAs });
     log.info('stopped');
   };
 
   try {
+    if (choice.shared) await useFleetRecordKey(config, workerConnection);
     privacy = await startPrivacy({ config, connection: workerConnection, prefix, log });
     workers = startWorkers({
       config,
@@ -72,6 +75,7 @@ export async function up(config: Config, log: Logger, options: UpOptions = {}): 
       log,
       prefix,
       comfyEnv: privacy.comfyEnv,
+      runAs,
       ...(choice.shared ? { coordination: apiConnection } : {}),
     });
     await whenReady(apiConnection);

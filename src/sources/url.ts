@@ -2,6 +2,7 @@ import type { StoredModelSpec } from '../config/model-spec.js';
 import { UserError } from '../lib/errors.js';
 import { assertLooksLikeModel, fetchFollowing, filenameFromContentDisposition, httpError, probedSize } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
+import { splitUserInfo } from '../lib/url-credentials.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 
 type UrlSpec = Extract<StoredModelSpec, { source: 'url' }>;
@@ -13,23 +14,36 @@ type UrlSpec = Extract<StoredModelSpec, { source: 'url' }>;
 export const urlSource: ModelSourceClient<UrlSpec> = {
   source: 'url',
   async resolve(spec, ctx): Promise<ResolvedFile[]> {
-    const headers = ctx.secretHeaders ?? {};
-    const origin = new URL(spec.url).origin;
-    const probe = await probeUrl(spec.url, headers, origin, ctx, spec.filename);
+    const { url, headers } = withUserInfoAsHeader(spec.url, ctx.secretHeaders ?? {});
+    const origin = new URL(url).origin;
+    const probe = await probeUrl(url, headers, origin, ctx, spec.filename);
     const name = spec.filename ?? sanitizeFilename(probe.name ?? '');
     if (!name) {
-      throw new UserError(`cannot tell a file name for ${origin}${new URL(spec.url).pathname}: set "filename"`);
+      throw new UserError(`cannot tell a file name for ${origin}${new URL(url).pathname}: set "filename"`);
     }
     return [
       {
         name,
         ...(probe.bytes !== undefined ? { bytes: probe.bytes } : {}),
         ...(spec.sha256 ? { sha256: spec.sha256 } : {}),
-        request: { url: spec.url, headers, headersOrigin: origin },
+        request: { url, headers, headersOrigin: origin },
       },
     ];
   },
 };
+
+/**
+ * `https://user:password@host/…` as fetch accepts it: the URL without user-info, and the
+ * user-info as a Basic Authorization header, secret like any header (sent to that origin only).
+ * An Authorization header the manifest gives wins.
+ */
+function withUserInfoAsHeader(url: string, headers: Record<string, string>): { url: string; headers: Record<string, string> } {
+  const split = splitUserInfo(url);
+  if (!split) return { url, headers };
+  const basic = `Basic ${Buffer.from(`${split.username}:${split.password}`).toString('base64')}`;
+  const given = Object.keys(headers).some((h) => h.toLowerCase() === 'authorization');
+  return { url: split.url, headers: given ? headers : { authorization: basic, ...headers } };
+}
 
 export interface Probe {
   name: string | undefined;

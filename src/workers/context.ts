@@ -2,12 +2,15 @@ import type { Job } from 'bullmq';
 import type { PodState } from '../comfyui/pod-state.js';
 import type { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
+import { modelId } from '../config/model-spec.js';
 import type { PodCounters } from '../fleet/counters.js';
 import type { Leases } from '../fleet/lease.js';
+import { UserError } from '../lib/errors.js';
 import type { Logger, Redactor } from '../lib/log.js';
+import type { RunAs } from '../lib/run-as.js';
 import type { LazyMirror } from '../mirror/lazy.js';
 import type { VerifiedRecord } from '../organize/record.js';
-import type { JobName, JobPayloads } from '../queue/jobs.js';
+import type { JobName, JobPayloads, ModelJobData } from '../queue/jobs.js';
 import type { NodeReloader } from './reload.js';
 
 /** What every processor may use; built once per workers process. */
@@ -29,6 +32,8 @@ export interface WorkerDeps {
     mirror: LazyMirror | undefined;
     counters: PodCounters;
   };
+  /** The user ComfyUI, git, pip and install.py run as. */
+  runAs: RunAs;
 }
 
 /**
@@ -40,4 +45,15 @@ export type Handler<N extends JobName> = (job: Job<unknown>, data: JobPayloads[N
 /** A child logger bound to one job, as every processor logs. */
 export function jobLogger(deps: WorkerDeps, job: Job): Logger {
   return deps.log.child({ queue: job.queueName, job: job.id });
+}
+
+/**
+ * The id of a model job, derived from its spec. Job data can be written by anyone who reaches
+ * Redis: an id that does not match the spec beside it (one that borrows another model's secret
+ * headers, or carries `..`) is refused, never used to pick headers or build paths.
+ */
+export function trustedModelId(data: ModelJobData): string {
+  const id = modelId(data.spec);
+  if (data.id !== id) throw new UserError(`job data names model "${data.id}" but its spec is model ${id}: refusing a forged or stale job`);
+  return id;
 }

@@ -1,8 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
-import type { Config } from '../config/index.js';
-import { modelId } from '../config/model-spec.js';
+import { downloadFile } from '../download/engine.js';
 import { partPath, tempDir } from '../download/paths.js';
 import type { DownloadedFile } from '../download/types.js';
 import { fetchFile } from '../fleet/fetch-file.js';
@@ -14,7 +13,8 @@ import type { Logger } from '../lib/log.js';
 import { findInPlace } from '../organize/in-place.js';
 import type { DownloadProgress, DownloadResult, FileProgress, JobName, ModelJobData } from '../queue/jobs.js';
 import { resolveModel, type ResolvedFile } from '../sources/index.js';
-import { jobLogger, type Handler, type WorkerDeps } from './context.js';
+import { withConfiguredSecrets } from './configured.js';
+import { jobLogger, trustedModelId, type Handler, type WorkerDeps } from './context.js';
 
 /**
  * download: resolves the model through its source, then downloads each file into the hidden temp
@@ -23,24 +23,25 @@ import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, data, deps): Promise<DownloadResult> => {
   const { config } = deps;
   const log = jobLogger(deps, job).child({ model: data.label });
+  const id = trustedModelId(data);
 
-  const verified = await alreadyVerified(job, data.id, deps, log);
+  const verified = await alreadyVerified(job, id, data.spec.sha256, deps, log);
   if (verified) return verified;
 
   try {
-    return await fetchModel(job, data, deps, log);
+    return await fetchModel(job, id, data, deps, log);
   } catch (err) {
     const lastAttempt = err instanceof UserError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    if (lastAttempt) await discardTempFiles(config.modelsRoot, data.id);
+    if (lastAttempt) await discardTempFiles(config.modelsRoot, id);
     throw err;
   }
 };
 
-async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
+async function fetchModel(job: Job<unknown>, id: string, data: ModelJobData, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
   const { config, fleet } = deps;
   await report(job, { phase: 'resolving', bytesDone: 0, bytesPerSecond: 0 });
-  const secretHeaders = secretHeadersFor(config, data.id);
-  const resolved = await resolveModel(data.spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}) });
+  const { spec, secretHeaders } = withConfiguredSecrets(config, data.spec);
+  const resolved = await resolveModel(spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}) });
   const known = resolved.every((f) => f.bytes !== undefined);
   const total = known ? resolved.reduce((n, f) => n + (f.bytes ?? 0), 0) : undefined;
 
@@ -60,15 +61,15 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
     ? await takeVolumeTurn({
         leases: fleet.leases,
         volume: await volumeId(config.modelsRoot),
-        modelId: data.id,
-        isPublished: async () => (await deps.record.validEntries(data.id)) !== undefined,
+        modelId: id,
+        isPublished: async () => (await deps.record.validEntries(id, data.spec.sha256)) !== undefined,
         onWaiting: waiting,
         log,
       })
     : undefined;
-  if (turn === 'published') return (await alreadyVerified(job, data.id, deps, log))!;
+  if (turn === 'published') return (await alreadyVerified(job, id, data.spec.sha256, deps, log))!;
   try {
-    const files = await fetchFiles({ job, data, deps, log, resolved, expected, progressFiles, total, turn, waiting });
+    const files = await fetchFiles({ job, id, data, deps, log, resolved, expected, progressFiles, total, turn, waiting });
     // Pods waiting on this volume now wait for the organize job to publish.
     await turn?.complete({ bytes: files.reduce((n, f) => n + f.bytes, 0), mirrored: false }).catch(() => undefined);
     return { files };
@@ -80,6 +81,8 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
 
 interface Fetching {
   job: Job<unknown>;
+  /** The model's id as derived from its spec (never the one in job data). */
+  id: string;
   data: ModelJobData;
   deps: WorkerDeps;
   log: Logger;
@@ -94,7 +97,7 @@ interface Fetching {
 
 /** Each file: already in place, or fetched through the mirror or from its origin (fleet/fetch-file). */
 async function fetchFiles(f: Fetching): Promise<DownloadedFile[]> {
-  const { job, data, deps, log, progressFiles, total, turn } = f;
+  const { job, id, data, deps, log, progressFiles, total, turn } = f;
   const { config, fleet } = deps;
   const mirror = await fleet.mirror?.get();
   const files: DownloadedFile[] = [];
@@ -105,7 +108,7 @@ async function fetchFiles(f: Fetching): Promise<DownloadedFile[]> {
     const inPlace = await findInPlace({
       modelsRoot: config.modelsRoot,
       record: deps.record,
-      modelId: data.id,
+      modelId: id,
       name: file.name,
       category: data.spec.category ?? file.category,
       bytes: file.bytes,
@@ -118,12 +121,12 @@ async function fetchFiles(f: Fetching): Promise<DownloadedFile[]> {
       files.push({ name: file.name, bytes: inPlace.bytes, sha256: inPlace.sha256, publishedPath: inPlace.path });
       continue;
     }
-    const tempPath = partPath(config.modelsRoot, data.id, file.name);
+    const tempPath = partPath(config.modelsRoot, id, file.name);
     log.info({ file: file.name, bytes: file.bytes, sha256: expectedSha256 }, 'downloading');
     fileProgress.state = 'downloading';
     const result = await fetchFile(
       {
-        modelId: data.id,
+        modelId: id,
         source: data.spec.source,
         name: file.name,
         ...(file.bytes !== undefined ? { bytes: file.bytes } : {}),
@@ -189,8 +192,14 @@ function waitingFor(holder: LeaseHolder, total: number | undefined): DownloadPro
 }
 
 /** The model's files as the record beside the models has them verified in place, or undefined. */
-async function alreadyVerified(job: Job<unknown>, id: string, deps: WorkerDeps, log: Logger): Promise<DownloadResult | undefined> {
-  const verified = await deps.record.validEntries(id);
+async function alreadyVerified(
+  job: Job<unknown>,
+  id: string,
+  pin: string | undefined,
+  deps: WorkerDeps,
+  log: Logger,
+): Promise<DownloadResult | undefined> {
+  const verified = await deps.record.validEntries(id, pin);
   if (!verified) return undefined;
   const bytes = verified.reduce((n, e) => n + e.bytes, 0);
   await report(job, { phase: 'done', bytesDone: bytes, bytes, bytesPerSecond: 0 });
@@ -214,13 +223,5 @@ async function discardTempFiles(modelsRoot: string, id: string): Promise<void> {
 
 async function report(job: Job, progress: DownloadProgress): Promise<void> {
   await job.updateProgress({ ...progress }).catch(() => undefined);
-}
-
-/** Header values of a url model come from the configuration in this process, never from Redis. */
-function secretHeadersFor(config: Config, id: string): Record<string, string> | undefined {
-  for (const m of config.models) {
-    if (m.spec.source === 'url' && m.spec.headers && modelId(m.spec) === id) return { ...m.spec.headers };
-  }
-  return undefined;
 }
 

@@ -8,7 +8,9 @@ import { Leases } from '../fleet/lease.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { Redactor, type Logger } from '../lib/log.js';
 import type { RedisClient } from '../lib/redis-client.js';
+import { sameUser, type RunAs } from '../lib/run-as.js';
 import { lazyMirror } from '../mirror/lazy.js';
+import { RECORD_KEY_FILE } from '../organize/record-key.js';
 import { VerifiedRecord } from '../organize/record.js';
 import { eventSender } from '../queue/events.js';
 import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type ModelJobData, type OrganizeResult, type QueueName } from '../queue/jobs.js';
@@ -51,12 +53,17 @@ export interface WorkersOptions {
    * shared Redis cannot be reached, downloads go on from their origins instead of waiting.
    */
   coordination?: RedisClient;
+  /**
+   * The user ComfyUI, git, pip and install.py run as (detectRunAs over COMFYUI_USER, after
+   * prepareComfyFolders). May be left out only when COMFYUI_USER is not set.
+   */
+  runAs?: RunAs;
 }
 
 export interface RunningWorkers {
   deps: WorkerDeps;
-  /** Stops taking jobs, waits for active ones up to the deadline, then stops ComfyUI. */
-  close(deadlineMs?: number): Promise<void>;
+  /** Stops taking jobs, waits for active ones up to the deadline, then stops ComfyUI (SIGKILL after `comfyuiGraceMs`). */
+  close(deadlineMs?: number, comfyuiGraceMs?: number): Promise<void>;
 }
 
 export function startWorkers(options: WorkersOptions): RunningWorkers {
@@ -64,7 +71,10 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
   for (const name of Object.values(JobName)) {
     if (typeof HANDLERS[name] !== 'function') throw new Error(`no handler for job ${name}`);
   }
+  if (!options.runAs && config.comfyui.user) throw new Error('COMFYUI_USER is set: detect how to run as that user (detectRunAs) before starting the workers');
+  const runAs = options.runAs ?? sameUser('COMFYUI_USER is not set');
   const pod = new PodState(connection, prefix);
+  pod.setIsolation(runAs.status).catch((err: Error) => log.error({ err: err.message }, 'cannot record the isolation status'));
   const queues = openQueues(connection, prefix);
   const redactor = new Redactor(config.secrets);
   // Events are only worth gathering when there is a webhook to tell.
@@ -76,6 +86,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     port: config.comfyui.port,
     pidFile: path.join(config.stateDir, 'comfyui.pid'),
     env: comfyEnv,
+    runAs,
     log: log.child({ component: 'comfyui' }),
     onStatus: async (status) => {
       await pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state'));
@@ -89,9 +100,10 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     config,
     log,
     redactor,
-    record: new VerifiedRecord(config.modelsRoot, log),
+    record: new VerifiedRecord(config.modelsRoot, path.join(config.stateDir, RECORD_KEY_FILE), log),
     pod,
     comfy,
+    runAs,
     reloader: new NodeReloader(comfy, queues.queue.nodes, log, options.reloadQuietMs),
     comfyEnv,
     fleet: {
@@ -131,7 +143,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
 
   return {
     deps,
-    async close(deadlineMs = 15_000) {
+    async close(deadlineMs = 15_000, comfyuiGraceMs = 10_000) {
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timedOut = await Promise.race([
         graceful.then(() => false),
@@ -143,7 +155,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
       }
       deps.reloader.stop();
       notifier?.stop();
-      await comfy.stop();
+      await comfy.stop(comfyuiGraceMs);
       await queues.close();
       mirror?.close();
     },

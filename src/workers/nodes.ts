@@ -1,8 +1,9 @@
-import { describeNode, isRegistryNode } from '../config/nodes.js';
+import { describeNode, isRegistryNode, toStoredNode } from '../config/nodes.js';
 import { installNode } from '../nodes/install.js';
 import { installPythonPackages } from '../nodes/pip.js';
 import { installRegistryNode } from '../nodes/registry.js';
 import type { JobName, NodeResult } from '../queue/jobs.js';
+import { configuredNode } from './configured.js';
 import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 
 /** Lines of git/pip/install.py output kept in a job's log. */
@@ -20,16 +21,17 @@ export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job
     python: deps.config.comfyui.python,
     env: deps.comfyEnv,
     onOutput: jobLogWriter(job, deps),
+    runAs: deps.runAs,
   };
   let result: NodeResult;
   if (isRegistryNode(node)) {
     const installed = await installRegistryNode({ ...common, node, registryUrl: deps.config.endpoints.registry });
     result = { name: node.name, path: installed.path, commit: null, version: installed.version, sha256: installed.sha256 };
   } else {
-    const installed = await installNode({ ...common, node });
+    const installed = await installNode({ ...common, node: configuredNode(deps.config, node) });
     result = { name: node.name, path: installed.path, commit: installed.commit };
   }
-  log.info({ from: describeNode(node), commit: result.commit, version: result.version, path: result.path }, 'custom node installed');
+  log.info({ from: describeNode(toStoredNode(node)), commit: result.commit, version: result.version, path: result.path }, 'custom node installed');
   deps.reloader.nodeInstalled(Date.now());
   return result;
 };
@@ -41,6 +43,7 @@ export const installExtraPythonPackages: Handler<typeof JobName.InstallPythonPac
     python: deps.config.comfyui.python,
     env: deps.comfyEnv,
     onOutput: jobLogWriter(job, deps),
+    runAs: deps.runAs,
   });
   jobLogger(deps, job).info({ packages }, 'python packages installed');
   return { packages };

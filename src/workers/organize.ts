@@ -3,7 +3,7 @@ import { UnrecoverableError } from 'bullmq';
 import { chooseCategory } from '../organize/category.js';
 import { publishFile } from '../organize/publish.js';
 import type { DownloadResult, JobName, OrganizeResult } from '../queue/jobs.js';
-import { jobLogger, type Handler } from './context.js';
+import { jobLogger, trustedModelId, type Handler } from './context.js';
 
 /**
  * organize (the checksum gate): publishes each downloaded file into its ComfyUI folder when its
@@ -12,6 +12,7 @@ import { jobLogger, type Handler } from './context.js';
  */
 export const organizeModel: Handler<typeof JobName.OrganizeModel> = async (job, data, deps): Promise<OrganizeResult> => {
   const log = jobLogger(deps, job).child({ model: data.label });
+  const id = trustedModelId(data);
   const failures = Object.values(await job.getIgnoredChildrenFailures());
   if (failures.length > 0) throw new UnrecoverableError(`download failed: ${failures.join('; ')}`);
   const download = Object.values(await job.getChildrenValues<DownloadResult>())[0];
@@ -28,7 +29,7 @@ export const organizeModel: Handler<typeof JobName.OrganizeModel> = async (job, 
           name: file.name,
         });
     const target = await publishFile({
-      modelId: data.id,
+      modelId: id,
       file,
       category,
       modelsRoot: deps.config.modelsRoot,

@@ -33,6 +33,7 @@ export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, _d
       gpus,
       python: config.comfyui.python,
       env: deps.comfyEnv,
+      runAs: deps.runAs,
       comfyArgs: config.comfyui.args,
       supportedFlags: await supportedComfyFlags(config.comfyui.dir),
       disableApiNodes: disableApiNodes(config.privacy),

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodStatus } from '../../src/board/status.js';
@@ -12,12 +14,25 @@ import { eventually, freePort, makeWorkspace, silentLog, testConfig, writeManife
 describe('PARANOID_MODE', () => {
   let hub: StaticServer;
   let ws: Workspace;
+  // A download that never ends: a few bytes, then nothing, so its job is still running at the stop.
+  let stall: Server;
+  let stallUrl: string;
 
   beforeAll(async () => {
     hub = await startStaticServer({ '/m/a.safetensors': { body: randomBytes(300_000) } });
     ws = await makeWorkspace();
+    stall = createServer((req, res) => {
+      const probe = req.headers.range === 'bytes=0-0';
+      res.writeHead(206, { 'content-type': 'application/octet-stream', 'content-range': `bytes 0-${probe ? 0 : 99_999_999}/100000000`, 'content-length': probe ? 1 : 100_000_000 });
+      if (probe) res.end(Buffer.alloc(1));
+      else res.write(Buffer.alloc(1024));
+    });
+    await new Promise<void>((resolve) => stall.listen(0, '127.0.0.1', resolve));
+    stallUrl = `http://127.0.0.1:${(stall.address() as AddressInfo).port}/m/stall.safetensors`;
   });
   afterAll(async () => {
+    stall.closeAllConnections();
+    stall.close();
     await hub.close();
     await ws.cleanup();
   });
@@ -38,19 +53,27 @@ describe('PARANOID_MODE', () => {
       PHOENIX_PORT: String(await freePort()),
       COMFYUI_PORT: String(await freePort()),
       PHOENIX_PASSWORD: 'paranoid-password',
-      PROVISION_URL: await writeManifest(`[models.loras]\na = "${hub.url('/m/a.safetensors')}"\n`),
+      COMFYUI_WAIT_FOR: 'nodes',
+      PROVISION_URL: await writeManifest(`[models.loras]\na = "${hub.url('/m/a.safetensors')}"\nstall = "${stallUrl}"\n`),
     });
     const stack = await up(config, silentLog, { prefix: `para${process.pid}` });
     const auth = { authorization: `Basic ${Buffer.from('admin:paranoid-password').toString('base64')}` };
-    await eventually(async () => {
+    const s = await eventually(async () => {
       const s = (await (await fetch(`${stack.board.url}/status`, { headers: auth })).json()) as PodStatus;
-      return s.ready ? s : undefined;
-    }, 60_000, 'ready');
+      return s.ready && s.models.some((m) => m.state === 'ready') && s.models.some((m) => m.state === 'downloading') ? s : undefined;
+    }, 60_000, 'ready, with one model published and one downloading');
     await mkdir(path.join(volume, 'models/.phoenix-tmp'), { recursive: true });
     await writeFile(path.join(volume, 'models/.phoenix-tmp/x--b.safetensors.part'), 'partial');
     expect(existsSync(path.join(ws.dir, '.phoenix/appendonlydir'))).toBe(true);
 
+    // Docker sends SIGKILL 10 s after SIGTERM: everything, the cleanup included, must be done by then,
+    // even with a download still running.
+    expect(s.models.find((m) => m.name.includes('stall'))?.state).toBe('downloading');
+    const stopping = Date.now();
     await stack.stop();
+    const stopMs = Date.now() - stopping;
+    console.log(`PARANOID_MODE stop with a download running: ${stopMs} ms`);
+    expect(stopMs).toBeLessThan(10_000);
 
     expect(existsSync(path.join(ws.dir, '.phoenix/appendonlydir'))).toBe(false);
     expect(existsSync(path.join(volume, 'models/.phoenix-tmp'))).toBe(false);

@@ -29,10 +29,10 @@ export interface FakePython {
  */
 export async function writeFakePython(
   dir: string,
-  options: { installed?: Record<string, string>; installMs?: number } = {},
+  options: { installed?: Record<string, string>; installMs?: number; realPython?: string } = {},
 ): Promise<FakePython> {
   await mkdir(dir, { recursive: true });
-  const realPython = (await execa('python3', ['-c', 'import sys; print(sys.executable)'])).stdout.trim();
+  const realPython = options.realPython ?? (await execa('python3', ['-c', 'import sys; print(sys.executable)'])).stdout.trim();
   const python = path.join(dir, 'fake-python');
   const log = path.join(dir, 'pip-calls.jsonl');
   const installed = options.installed ?? { torch: '2.5.1', torchvision: '0.20.1', numpy: '1.26.4', Pillow: '10.4.0', aiohttp: '3.10.5' };

@@ -1,12 +1,15 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import yazl from 'yazl';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RegistryNodeSpec } from '../../src/config/nodes.js';
 import { UserError } from '../../src/lib/errors.js';
+import { detectRunAs } from '../../src/lib/run-as.js';
 import { installRegistryNode } from '../../src/nodes/registry.js';
+import { CAN_SWITCH_USERS, COMFY_TEST_USER, ensureComfyTestUser } from '../fixtures/comfy-user.js';
 import { startRegistryFixture, type RegistryFixture } from '../fixtures/registry-server.js';
 import { startStorageFixture, type StorageFixture } from '../fixtures/storage-server.js';
 import { buildZip, zipWithEscape } from '../fixtures/zips.js';
@@ -152,5 +155,38 @@ describe('installRegistryNode', () => {
   it('refuses to unpack over a folder it did not install', async () => {
     await mkdir(nodeDir('comfyui-kjnodes'), { recursive: true });
     expect((await failure(install('comfyui-kjnodes', '1.1.2'))).message).toMatch(/exists but was not installed from the Comfy Registry; remove it/);
+  });
+
+  it.runIf(CAN_SWITCH_USERS)('leaves a node it unpacked readable by ComfyUI\'s user, whatever Phoenix\'s umask', async () => {
+    const { gid } = await ensureComfyTestUser();
+    const runAs = await detectRunAs(COMFY_TEST_USER, { PATH: process.env.PATH ?? '' });
+    // custom_nodes as isolation prepares it: the group of ComfyUI's user, setgid.
+    await mkdir(path.join(comfy, 'custom_nodes'), { recursive: true });
+    await chown(path.join(comfy, 'custom_nodes'), 0, gid);
+    await chmod(path.join(comfy, 'custom_nodes'), 0o2770);
+    await chmod(comfy, 0o755);
+    await chmod(dir, 0o755);
+    // The fake pip, run as that user, records its calls here.
+    await chmod(path.join(dir, 'bin'), 0o755);
+    await writeFile(path.join(dir, 'bin', 'pip-calls.jsonl'), '', { flag: 'a' });
+    await chmod(path.join(dir, 'bin', 'pip-calls.jsonl'), 0o666);
+    const umask = process.umask(0o077);
+    try {
+      await installRegistryNode({
+        node: { name: 'comfyui-kjnodes', registry: 'comfyui-kjnodes', version: '1.1.2' },
+        registryUrl: registry.url,
+        comfyuiDir: comfy,
+        python: fake.python,
+        env: { PATH: process.env.PATH ?? '', HOME: dir },
+        runAs,
+      });
+    } finally {
+      process.umask(umask);
+    }
+    const asComfy = (file: string, args: string[]) =>
+      execa('setpriv', ['--reuid', COMFY_TEST_USER, '--regid', String(gid), '--clear-groups', file, ...args], { reject: false });
+    const read = await asComfy('cat', [path.join(nodeDir('comfyui-kjnodes'), 'nodes', 'new.py')]);
+    expect(read.stdout).toBe('y = 2');
+    expect((await asComfy('touch', [path.join(nodeDir('comfyui-kjnodes'), 'settings.json')])).exitCode).toBe(0);
   });
 });

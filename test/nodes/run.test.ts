@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TransientError, UserError } from '../../src/lib/errors.js';
-import { hideUserInfo, runStep } from '../../src/nodes/run.js';
+import { runStep } from '../../src/nodes/run.js';
 
 const ENV = { PATH: process.env.PATH ?? '' };
 
@@ -28,8 +28,9 @@ describe('runStep', () => {
     expect(err).toBeInstanceOf(TransientError);
   });
 
-  it('hides credentials in a URL it echoes', () => {
-    expect(hideUserInfo('https://user:tok@github.com/o/r')).toBe('https://***@github.com/o/r');
-    expect(hideUserInfo('--force')).toBe('--force');
+  it('hides credentials in a URL it echoes', async () => {
+    const lines: string[] = [];
+    await runStep('true', ['https://user:tok@github.com/o/r?token=t0k3n', '--force'], { cwd: '/', env: ENV, label: 'echo', onOutput: (l) => lines.push(l) });
+    expect(lines[0]).toBe('$ true https://***@github.com/o/r?token=*** --force');
   });
 });

@@ -30,3 +30,8 @@ export async function downloaded(
 export function sha256Of(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
+
+/** Where a test keeps the record key of a models folder: a hidden file inside it (the pod keeps it in its state folder). */
+export function keyFile(modelsRoot: string): string {
+  return path.join(modelsRoot, '.test-record.key');
+}

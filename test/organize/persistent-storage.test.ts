@@ -9,7 +9,7 @@ import { publishFile } from '../../src/organize/publish.js';
 import { VerifiedRecord } from '../../src/organize/record.js';
 import { SAMPLE_TENSORS, writeSafetensors } from '../fixtures/safetensors.js';
 import { comfyFolderPaths } from '../comfyui/comfy-paths.js';
-import { downloaded } from './helpers.js';
+import { downloaded, keyFile } from './helpers.js';
 
 /**
  * A first container publishes onto a persistent volume; a brand-new container (fresh ComfyUI
@@ -28,7 +28,7 @@ describe('models on persistent storage', () => {
     const firstComfy = path.join(dir, 'container-1', 'ComfyUI');
     await mkdir(firstComfy, { recursive: true });
 
-    const record = new VerifiedRecord(modelsRoot);
+    const record = new VerifiedRecord(modelsRoot, keyFile(modelsRoot));
     for (const kind of ['lora', 'vae', 'flux'] as const) {
       const modelId = `model-${kind}`;
       const name = `${kind}.safetensors`;
@@ -54,7 +54,7 @@ describe('models on persistent storage', () => {
 
   it('a new container trusts the record on the volume without re-hashing', async () => {
     const spy = vi.spyOn(hash, 'sha256File');
-    const record = new VerifiedRecord(modelsRoot);
+    const record = new VerifiedRecord(modelsRoot, keyFile(modelsRoot));
     for (const [modelId, file] of Object.entries(published)) {
       const entries = await record.validEntries(modelId);
       expect(entries?.map((e) => record.absolute(e))).toEqual([file]);

@@ -6,7 +6,7 @@ import { UserError } from '../../src/lib/errors.js';
 import * as hash from '../../src/lib/hash.js';
 import { publishFile } from '../../src/organize/publish.js';
 import { VerifiedRecord } from '../../src/organize/record.js';
-import { downloaded, sha256Of } from './helpers.js';
+import { downloaded, keyFile, sha256Of } from './helpers.js';
 
 let root: string;
 beforeEach(async () => {
@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 const publish = (file: Awaited<ReturnType<typeof downloaded>>, overwrite = false, modelId = 'm1') =>
-  publishFile({ modelId, file, category: 'loras', modelsRoot: root, overwrite, record: new VerifiedRecord(root) });
+  publishFile({ modelId, file, category: 'loras', modelsRoot: root, overwrite, record: new VerifiedRecord(root, keyFile(root)) });
 
 describe('publishFile', () => {
   it('moves a file that passes the gate into its folder and records it', async () => {
@@ -27,7 +27,7 @@ describe('publishFile', () => {
     expect(target).toBe(path.join(root, 'loras', 'a.safetensors'));
     expect(await readFile(target, 'utf8')).toBe('weights');
     await expect(stat(file.tempPath!)).rejects.toThrow();
-    expect((await new VerifiedRecord(root).validEntryAt(target))?.sha256).toBe(sha256Of('weights'));
+    expect((await new VerifiedRecord(root, keyFile(root)).validEntryAt(target))?.sha256).toBe(sha256Of('weights'));
   });
 
   it('never publishes a file whose checksum differs from what the source published', async () => {
@@ -58,7 +58,7 @@ describe('publishFile', () => {
     expect(await publish(file)).toBe(existing);
     expect((await stat(existing)).ino).toBe(before.ino);
     await expect(stat(file.tempPath!)).rejects.toThrow();
-    expect(await new VerifiedRecord(root).validEntryAt(existing)).toBeDefined();
+    expect(await new VerifiedRecord(root, keyFile(root)).validEntryAt(existing)).toBeDefined();
   });
 
   it('refuses to replace other content under the same name, and says how to resolve it', async () => {
@@ -87,7 +87,7 @@ describe('publishFile', () => {
     await writeFile(existing, 'mine!!!');
     await publish(await downloaded(root, 'm1', 'a.safetensors', 'weights'), true);
     expect(await readFile(existing, 'utf8')).toBe('weights');
-    expect((await new VerifiedRecord(root).validEntryAt(existing))?.sha256).toBe(sha256Of('weights'));
+    expect((await new VerifiedRecord(root, keyFile(root)).validEntryAt(existing))?.sha256).toBe(sha256Of('weights'));
   });
 
   it('lets only one of two models racing for the same name publish', async () => {
