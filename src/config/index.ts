@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { z } from 'zod';
+import { accessProblems, comfyListen, type ComfyListen } from './access.js';
 import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
 import type { ModelFolder } from './folders.js';
@@ -8,6 +9,7 @@ import { createManifestFetcher, formatIssues, parseManifest, readManifestText } 
 import { ModelSpec, parseShortSpec, type SpecEndpoints } from './model-spec.js';
 import { NodeSpec, nodeNameFromUrl, splitNodeUrl } from './nodes.js';
 
+export type { ComfyListen } from './access.js';
 export { SECRET_VARIABLES } from './env.js';
 export { ConfigError } from './errors.js';
 
@@ -25,13 +27,28 @@ export interface Config {
   comfyui: {
     dir: string;
     python: string;
+    /** The public port: Phoenix's login proxy with auth on, ComfyUI itself with auth off. */
     port: number;
+    /** `on`: COMFYUI_PORT asks for Phoenix's login; `off`: it is ComfyUI, open to whoever reaches it. */
+    auth: 'on' | 'off';
+    /** Where ComfyUI itself listens. */
+    listen: ComfyListen;
     args: readonly string[];
     waitFor: 'all' | 'nodes' | 'none';
     /** ComfyUI's environment: the pod's, with every secret removed. */
     env: Readonly<Record<string, string>>;
   };
-  server: { port: number; username: string; password: string; passwordGenerated: boolean };
+  server: {
+    port: number;
+    username: string;
+    password: string;
+    passwordGenerated: boolean;
+    /** Bearer token for scripts (PHOENIX_API_TOKEN), generated when unset. */
+    apiToken: string;
+    apiTokenGenerated: boolean;
+    /** Peers whose X-Forwarded-For is believed (proxy-addr names, addresses, CIDR ranges). */
+    trustedProxies: readonly string[];
+  };
   filebrowser: { port: number; username: string; password: string; passwordGenerated: boolean };
   redisUrl: string | undefined;
   /** Persistent model storage, or undefined when models live in the ComfyUI checkout. */
@@ -40,7 +57,7 @@ export interface Config {
   modelsRoot: string;
   tokens: { civitai: string | undefined; hf: string | undefined };
   /** RunPod's API, for `phoenix template --deploy`. */
-  runpod: { apiKey: string | undefined; baseUrl: string };
+  runpod: { apiKey: string | undefined; baseUrl: string; podId: string | undefined };
   endpoints: { civitai: string; hf: string; gdrive: string; gdriveUsercontent: string };
   models: readonly ConfiguredModel[];
   nodes: readonly NodeSpec[];
@@ -91,6 +108,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     nodes.push(...manifest.nodes);
   }
   checkNodeNames(nodes, problems);
+  accessProblems(e, splitArgs(e.COMFY_ARGS), problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(assemble(env, e, { endpoints, models, nodes }));
 }
@@ -192,8 +210,9 @@ function assemble(
         ? path.join(workspace, 'storage')
         : undefined;
   const password = e.PHOENIX_PASSWORD ?? generatePassword();
+  const apiToken = e.PHOENIX_API_TOKEN ?? generateToken();
   const fbPassword = e.FB_PASSWORD ?? generatePassword();
-  const secrets = collectSecrets(e, [password, fbPassword], parts.models);
+  const secrets = collectSecrets(e, [password, apiToken, fbPassword], parts.models);
   return {
     workspace,
     stateDir: path.join(workspace, '.phoenix'),
@@ -201,17 +220,27 @@ function assemble(
       dir: comfyDir,
       python: e.COMFYUI_PYTHON,
       port: e.COMFYUI_PORT,
+      auth: e.COMFYUI_AUTH,
+      listen: comfyListen(e),
       args: splitArgs(e.COMFY_ARGS),
       waitFor: e.COMFYUI_WAIT_FOR,
       env: scrubEnvironment(env, secrets),
     },
-    server: { port: e.PHOENIX_PORT, username: e.PHOENIX_USERNAME, password, passwordGenerated: !e.PHOENIX_PASSWORD },
+    server: {
+      port: e.PHOENIX_PORT,
+      username: e.PHOENIX_USERNAME,
+      password,
+      passwordGenerated: !e.PHOENIX_PASSWORD,
+      apiToken,
+      apiTokenGenerated: !e.PHOENIX_API_TOKEN,
+      trustedProxies: e.PHOENIX_TRUSTED_PROXIES,
+    },
     filebrowser: { port: e.FILEBROWSER_PORT, username: e.FB_USERNAME, password: fbPassword, passwordGenerated: !e.FB_PASSWORD },
     redisUrl: e.REDIS_URL,
     persistentStorage,
     modelsRoot: persistentStorage ? path.join(persistentStorage, 'models') : path.join(comfyDir, 'models'),
     tokens: { civitai: e.CIVITAI_TOKEN, hf: e.HF_TOKEN },
-    runpod: { apiKey: e.RUNPOD_API_KEY, baseUrl: e.RUNPOD_API_BASE_URL },
+    runpod: { apiKey: e.RUNPOD_API_KEY, baseUrl: e.RUNPOD_API_BASE_URL, podId: e.RUNPOD_POD_ID },
     endpoints: parts.endpoints,
     models: parts.models,
     nodes: parts.nodes,
@@ -244,8 +273,14 @@ function redisPassword(url: string | undefined): string[] {
   }
 }
 
+/** 24 characters (144 bits). */
 function generatePassword(): string {
   return randomBytes(18).toString('base64url');
+}
+
+/** 43 characters (256 bits). */
+function generateToken(): string {
+  return randomBytes(32).toString('base64url');
 }
 
 function deepFreeze<T>(value: T): Readonly<T> {
