@@ -7,7 +7,7 @@ import { REPO_ROOT } from './helpers.js';
 const LAYERS = [
   ['lib'],
   ['config'],
-  ['download', 'nodes', 'comfyui'],
+  ['download', 'nodes', 'comfyui', 'access'],
   ['organize', 'sources'],
   ['queue'],
   ['producer', 'workers'],

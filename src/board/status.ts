@@ -59,7 +59,8 @@ export interface NodeStatus {
 
 export interface PodStatus {
   ready: boolean;
-  comfyui: Omit<ComfyStatus, 'updatedAt'>;
+  /** `port` is the public one; `auth` says whether it asks for Phoenix's login (COMFYUI_AUTH). */
+  comfyui: Omit<ComfyStatus, 'updatedAt'> & { auth: 'on' | 'off' };
   models: ModelStatus[];
   nodes: NodeStatus[];
   queues: Record<QueueName, Record<string, number>>;
@@ -81,8 +82,9 @@ export async function podStatus(config: Config, queues: Queues, pod: PodState): 
     pod.gpus(),
     readVersions(),
   ]);
-  const ready = comfy.state === 'running' && (await isHealthy(config.comfyui.port));
-  const { updatedAt: _updatedAt, ...comfyui } = comfy;
+  const ready = comfy.state === 'running' && (await isHealthy(config.comfyui.listen.port));
+  const { updatedAt: _updatedAt, ...state } = comfy;
+  const comfyui = { ...state, port: config.comfyui.port, auth: config.comfyui.auth };
   return { ready, comfyui, models, nodes, queues: counts, disk, gpus, versions };
 }
 
