@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
+import express, { type RequestHandler } from 'express';
 import { Gate } from '../access/gate.js';
 import { loginRouter } from '../access/login.js';
 import { requireLogin } from '../access/middleware.js';
@@ -12,6 +12,7 @@ import type { Logger } from '../lib/log.js';
 import type { Queues } from '../queue/queues.js';
 import { apiRouter } from './api.js';
 import { startComfyProxy, type RunningComfyProxy } from './comfy-proxy.js';
+import { jsonErrors } from './errors.js';
 import { podStatus } from './status.js';
 
 export interface BoardOptions {
@@ -64,15 +65,7 @@ export function createApp(options: BoardOptions & { gate: Gate }): express.Expre
   });
   app.use('/api', apiRouter(config, queues));
 
-  const onError: ErrorRequestHandler = (err: Error & { status?: number; type?: string }, _req, res, _next) => {
-    if (err.type === 'entity.parse.failed') {
-      res.status(400).json({ error: 'invalid JSON', problems: [`body: ${err.message}`] });
-      return;
-    }
-    log.error({ err: err.message }, 'request failed');
-    res.status(err.status && err.status >= 400 && err.status < 500 ? err.status : 500).json({ error: err.message });
-  };
-  app.use(onError);
+  app.use(jsonErrors(log));
   return app;
 }
 

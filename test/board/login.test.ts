@@ -162,6 +162,14 @@ describe('login on every port', () => {
     expect((await upgradeStatus(`${comfy}/ws`, { cookie, origin: comfy })).status).toBe(101);
   });
 
+  it('answers a sign-in with a broken JSON body with 400 as JSON, on both ports', async () => {
+    for (const origin of [board, comfy]) {
+      const res = await call(`${origin}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username": ' });
+      expect(res.status, origin).toBe(400);
+      expect(res.json().error).toBe('invalid JSON');
+    }
+  });
+
   it('reports the login in /status', async () => {
     const status = (await call(`${board}/status`, { headers: admin })).json<{ comfyui: { auth: string; port: number } }>();
     expect(status.comfyui).toMatchObject({ auth: 'on', port: stack.comfyPort });
