@@ -5,7 +5,7 @@ import type { Logger } from '../lib/log.js';
 import { clientAddress, cookieValue, isCrossSite, isMutating, presentedCredentials, trustedProxies, type TrustedProxies } from './request.js';
 import { loadSessionKey } from './session-key.js';
 import { SESSION_COOKIE, SessionStore } from './sessions.js';
-import { LoginThrottle, type ThrottleOptions } from './throttle.js';
+import { LoginThrottle } from './throttle.js';
 
 /** Why a request may not pass, as the HTTP answer says it. */
 export type Refusal =
@@ -18,7 +18,6 @@ export type Verdict = { ok: true } | ({ ok: false } & Refusal);
 export interface GateOptions {
   config: Config;
   log: Logger;
-  throttle?: ThrottleOptions;
 }
 
 /**
@@ -27,14 +26,14 @@ export interface GateOptions {
  * refused. One Gate serves the board and the ComfyUI proxy, so they share sessions and throttling.
  */
 export class Gate {
-  readonly trust: TrustedProxies;
+  private readonly trust: TrustedProxies;
   private readonly username: Buffer;
   private readonly password: Buffer;
   private readonly token: Buffer;
 
   private constructor(
     readonly sessions: SessionStore,
-    readonly throttle: LoginThrottle,
+    private readonly throttle: LoginThrottle,
     private readonly config: Config,
     private readonly log: Logger,
   ) {
@@ -49,11 +48,7 @@ export class Gate {
     const key = await loadSessionKey(config.stateDir);
     const login = `${config.server.username}\0${config.server.passwordGenerated ? '' : config.server.password}`;
     const sessions = await SessionStore.open({ stateDir: config.stateDir, key, login, log });
-    return new Gate(sessions, new LoginThrottle(options.throttle), config, log);
-  }
-
-  client(req: IncomingMessage): string {
-    return clientAddress(req, this.trust);
+    return new Gate(sessions, new LoginThrottle(), config, log);
   }
 
   /**
@@ -90,7 +85,7 @@ export class Gate {
   }
 
   private attempt(req: IncomingMessage, valid: boolean): Verdict {
-    const client = this.client(req);
+    const client = clientAddress(req, this.trust);
     const wait = this.throttle.waitMs(client);
     if (wait > 0) return tooMany(wait);
     if (valid) {

@@ -72,7 +72,8 @@ export const EnvSchema = z.object({
   GDRIVE_USERCONTENT_URL: urlVar.default('https://drive.usercontent.google.com'),
   RUNPOD_API_KEY: z.string().min(1).optional(),
   RUNPOD_API_BASE_URL: urlVar.default('https://api.runpod.io'),
-  RUNPOD_POD_ID: z.string().regex(/^[A-Za-z0-9]+$/, 'must be letters and digits').optional(),
+  /** Set by RunPod; names this pod's proxy host names (`<id>-<port>.proxy.runpod.net`). */
+  RUNPOD_POD_ID: z.string().min(1).optional(),
   CIVITAI_MODELS: list.default([]),
   CIVITAI_CHECKPOINTS_TO_DOWNLOAD: list.default([]),
   CIVITAI_LORAS_TO_DOWNLOAD: list.default([]),

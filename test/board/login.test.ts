@@ -16,7 +16,7 @@ describe('login on every port', () => {
   const from = (address: string) => ({ 'x-forwarded-for': address });
 
   beforeAll(async () => {
-    stack = await startBoardStack();
+    stack = await startBoardStack({ RUNPOD_POD_ID: 'testpod' });
     board = `http://127.0.0.1:${stack.boardPort}`;
     comfy = `http://127.0.0.2:${stack.comfyPort}`;
   });
@@ -147,6 +147,10 @@ describe('login on every port', () => {
     expect((await post(`${board}/api/models`, { origin: comfy })).status).toBe(403);
     expect((await post(`${board}/api/models`, { origin: board })).status).toBe(202);
     expect((await post(`${board}/api/models`, {})).status).toBe(202);
+    // RunPod's host name for this pod and port is this host too, whatever Host its proxy forwards.
+    expect((await post(`${board}/api/models`, { origin: `https://testpod-${stack.boardPort}.proxy.runpod.net` })).status).toBe(202);
+    expect((await post(`${board}/api/models`, { origin: `https://otherpod-${stack.boardPort}.proxy.runpod.net` })).status).toBe(403);
+    expect((await post(`${board}/api/models`, { origin: `https://testpod-${stack.comfyPort}.proxy.runpod.net` })).status).toBe(403);
     expect((await post(`${comfy}/upload`, { origin: 'https://evil.example' }, 'x')).status).toBe(403);
     expect((await call(`${board}/logout`, { method: 'POST', headers: { cookie, origin: 'https://evil.example' } })).status).toBe(403);
     expect((await call(`${board}/status`, { headers: { cookie } })).status).toBe(200);
