@@ -5,7 +5,7 @@ import type { Logger } from '../lib/log.js';
 import { clientAddress, cookieValue, isCrossSite, isMutating, presentedCredentials, trustedProxies, type TrustedProxies } from './request.js';
 import { loadSessionKey } from './session-key.js';
 import { SESSION_COOKIE, SessionStore } from './sessions.js';
-import { LoginThrottle } from './throttle.js';
+import { LoginThrottle, type ThrottleOptions } from './throttle.js';
 
 /** Why a request may not pass, as the HTTP answer says it. */
 export type Refusal =
@@ -18,6 +18,8 @@ export type Verdict = { ok: true } | ({ ok: false } & Refusal);
 export interface GateOptions {
   config: Config;
   log: Logger;
+  /** The throttle's timing (tests lengthen its lockouts). */
+  throttle?: ThrottleOptions;
 }
 
 /**
@@ -48,7 +50,7 @@ export class Gate {
     const key = await loadSessionKey(config.stateDir);
     const login = `${config.server.username}\0${config.server.passwordGenerated ? '' : config.server.password}`;
     const sessions = await SessionStore.open({ stateDir: config.stateDir, key, login, log });
-    return new Gate(sessions, new LoginThrottle(), config, log);
+    return new Gate(sessions, new LoginThrottle(options.throttle), config, log);
   }
 
   /**

@@ -4,6 +4,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type RequestHandler } from 'express';
 import { Gate } from '../access/gate.js';
+import type { ThrottleOptions } from '../access/throttle.js';
 import { loginRouter } from '../access/login.js';
 import { requireLogin } from '../access/middleware.js';
 import type { PodState } from '../comfyui/pod-state.js';
@@ -25,6 +26,8 @@ export interface BoardOptions {
   /** Port of the ComfyUI login proxy (COMFYUI_AUTH=on); defaults to COMFYUI_PORT (0 picks a free one). */
   comfyPort?: number;
   host?: string;
+  /** The login throttle's timing (tests lengthen its lockouts). */
+  loginThrottle?: ThrottleOptions;
 }
 
 export interface RunningBoard {
@@ -85,7 +88,7 @@ const onlyReads: RequestHandler = (req, res, next) => {
 export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   const { config, log } = options;
   const host = options.host ?? '0.0.0.0';
-  const gate = await Gate.open({ config, log });
+  const gate = await Gate.open({ config, log, ...(options.loginThrottle ? { throttle: options.loginThrottle } : {}) });
   const app = createApp({ ...options, gate });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(options.port ?? config.server.port, host, (err?: Error) => (err ? reject(err) : resolve(s)));

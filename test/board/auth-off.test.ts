@@ -16,7 +16,7 @@ describe('COMFYUI_AUTH=off', () => {
         done();
       },
     });
-    stack = await startBoardStack({ COMFYUI_AUTH: 'off' }, createLogger({ secrets: [], debug: false, destination }));
+    stack = await startBoardStack({ COMFYUI_AUTH: 'off' }, { log: createLogger({ secrets: [], debug: false, destination }) });
   });
   afterAll(async () => {
     await stack.close();

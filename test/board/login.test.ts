@@ -16,7 +16,8 @@ describe('login on every port', () => {
   const from = (address: string) => ({ 'x-forwarded-for': address });
 
   beforeAll(async () => {
-    stack = await startBoardStack({ RUNPOD_POD_ID: 'testpod' });
+    // Lockouts start at 3 s, so the checks made while one lasts never race its end on a busy machine.
+    stack = await startBoardStack({ RUNPOD_POD_ID: 'testpod' }, { loginThrottle: { baseDelayMs: 3000 } });
     board = `http://127.0.0.1:${stack.boardPort}`;
     comfy = `http://127.0.0.2:${stack.comfyPort}`;
   });
@@ -112,7 +113,7 @@ describe('login on every port', () => {
     expect((await form('guess-1')).status).toBe(401);
     expect((await call(`${board}/status`, { headers: { ...basic('admin', 'guess-2'), ...attacker } })).status).toBe(401);
     expect((await call(`${comfy}/system_stats`, { headers: { authorization: 'Bearer guess-3', ...attacker } })).status).toBe(401);
-    // The fourth failure locks the client out for a second, the fifth for two.
+    // The fourth failure locks the client out (for 3 s here; 1 s by default), a fifth would double it.
     expect((await upgradeStatus(`${comfy}/ws`, { ...basic('admin', 'guess-4'), ...attacker })).status).toBe(401);
 
     const locked = await call(`${board}/status`, { headers: { ...admin, ...attacker } });
