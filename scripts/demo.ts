@@ -17,6 +17,7 @@ import type { PodStatus } from '../src/board/status.js';
 import { stopOnSignals } from '../src/runtime/shutdown.js';
 import { up } from '../src/runtime/up.js';
 import { startFixtureHub } from '../test/fixtures/hub.js';
+import { writeWorkflow, WORKFLOW_FILES } from '../test/fixtures/workflows.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const workspace = path.resolve(process.env.DEMO_WORKSPACE ?? path.join(root, '.demo'));
@@ -30,6 +31,8 @@ await mkdir(path.join(workspace, 'ComfyUI'), { recursive: true });
 await copyFile(path.join(root, 'test/fixtures/comfyui/main.py'), path.join(workspace, 'ComfyUI/main.py'));
 const hub = await startFixtureHub();
 await writeFile(path.join(workspace, 'models.toml'), hub.manifest);
+// A ComfyUI workflow as saved from the editor: its models and custom nodes come with it.
+const workflow = await writeWorkflow(workspace, WORKFLOW_FILES.fluxDetail, hub.workflowVars, 'flux-detail.json');
 
 const config = await loadConfig({
   PATH: process.env.PATH ?? '',
@@ -37,6 +40,7 @@ const config = await loadConfig({
   ...hub.env,
   WORKSPACE: workspace,
   PROVISION_URL: path.join(workspace, 'models.toml'),
+  PROVISION_WORKFLOWS: workflow,
   PHOENIX_PORT: String(port),
   PHOENIX_PASSWORD: password,
   PHOENIX_API_TOKEN: token,
@@ -59,7 +63,7 @@ process.stdout.write(
     `  Add a model: curl -u admin:${password} -H 'content-type: application/json' ` +
     `-d '{"source":"url","url":"${hub.cdn.url('/upscalers/4x-UltraSharp.pth')}","filename":"copy.pth","category":"upscale_models"}' ` +
     `http://127.0.0.1:${port}/api/models\n` +
-    `  Logs:        ${logFile}   (JSON lines; npx pino-pretty < ${path.relative(process.cwd(), logFile) || logFile})\n` +
+    `  Logs:        ${logFile}   (JSON lines; npx pino-pretty < ${shortPath(logFile)})\n` +
     `  Workspace:   ${workspace}   (Ctrl-C stops everything)\n\n`,
 );
 
@@ -76,7 +80,8 @@ for (;;) {
   if (s.ready) {
     process.stdout.write(
       `\n  Ready: ${s.models.filter((m) => m.state === 'ready').length}/${s.models.length} models verified, ` +
-        `${s.nodes.filter((n) => n.state === 'installed').length}/${s.nodes.length} custom nodes, ComfyUI on port ${s.comfyui.port}.\n`,
+        `${s.nodes.filter((n) => n.state === 'installed').length}/${s.nodes.length} custom nodes, ` +
+        `workflows ready: ${s.workflows.map((w) => `${w.name} ${w.ready ? 'yes' : 'no'}`).join(', ')}, ComfyUI on port ${s.comfyui.port}.\n`,
     );
     break;
   }
@@ -85,4 +90,10 @@ for (;;) {
 if (process.env.DEMO_EXIT_WHEN_READY === '1') {
   await stop();
   process.exit(0);
+}
+
+/** A path relative to the current folder when it is inside it, else as it is. */
+function shortPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') ? file : relative;
 }

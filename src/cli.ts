@@ -17,9 +17,12 @@ const USAGE = `usage: phoenix <command>
   produce            enqueue this start's job flow (idempotent) and exit
   workers            run the download, organize, nodes and service workers
   board              serve Bull Board, /status and the API on PHOENIX_PORT
-  plan [--json]      validate the configuration and list what would be provisioned
-  add <spec>         enqueue a model through the API: a CivitAI version id, owner/repo[/file],
+  plan [--json] [--workflow <file>]
+                     validate the configuration (and the workflow) and list what would be provisioned
+  add <spec>         enqueue a model through the API: a CivitAI version id or AIR, owner/repo[/file],
                      or a URL  [--category <folder>] [--filename <name>]
+  add --workflow <file> [--name <name>]
+                     enqueue what a ComfyUI workflow needs (its models and custom nodes) through the API
   status [--json]    print the pod's status from the API
   cleanup            remove partial downloads (with PARANOID_MODE also caches and histories in $HOME)
   redis              run the pod's redis-server on its unix socket (used by supervisord)
@@ -40,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
       deploy: { type: 'boolean', default: false },
       image: { type: 'string' },
       name: { type: 'string' },
+      workflow: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -49,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     return command || values.help ? 0 : 1;
   }
 
-  const config = await loadConfig(process.env);
+  const config = await loadConfig(process.env, command === 'plan' ? { extraWorkflows: values.workflow ?? [] } : {});
   const log = createLogger({ secrets: config.secrets, debug: config.debug });
 
   switch (command) {

@@ -6,6 +6,7 @@ import { REPO_ROOT } from './helpers.js';
 /** The rooms of src/, lowest first: a file may import its own room or a lower one, never a higher one. */
 const LAYERS = [
   ['lib'],
+  ['workflows'],
   ['config'],
   ['download', 'nodes', 'comfyui', 'access'],
   ['organize', 'sources'],

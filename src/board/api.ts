@@ -1,18 +1,24 @@
 import express, { type RequestHandler, type Router } from 'express';
+import type { PodState } from '../comfyui/pod-state.js';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
 import { ModelSpec } from '../config/model-spec.js';
-import { NodeSpec, nodeNameFromUrl } from '../config/nodes.js';
+import { nodeNameFromUrl, parseNodeSpec } from '../config/nodes.js';
+import type { Logger } from '../lib/log.js';
 import { enqueueModels, enqueueNode } from '../producer/produce.js';
 import { QUEUE_NAMES } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
+import { workflowsRoute } from './workflows-api.js';
 
 /**
- * POST /api/models, POST /api/nodes, GET /api/jobs/:id. Validation lists every problem and
- * enqueues nothing when there is one; runtime additions never restart ComfyUI.
+ * POST /api/models, POST /api/nodes, POST /api/workflows, GET /api/jobs/:id. Validation lists
+ * every problem and enqueues nothing when there is one; runtime models never restart ComfyUI
+ * (new custom nodes restart it once, since it loads them only at start).
  */
-export function apiRouter(config: Config, queues: Queues): Router {
+export function apiRouter(config: Config, queues: Queues, pod: PodState, log: Logger): Router {
   const router = express.Router();
+  // Before the JSON parser: a workflow is read as text, so a broken one is reported as such.
+  router.post('/workflows', express.text({ type: () => true, limit: '32mb' }), workflowsRoute(config, queues, pod, log));
   router.use(express.json({ limit: '256kb' }), requireJsonBody);
 
   router.post('/models', async (req, res) => {
@@ -44,7 +50,7 @@ export function apiRouter(config: Config, queues: Queues): Router {
   router.post('/nodes', async (req, res) => {
     const body: unknown = req.body;
     const raw = isObject(body) ? { name: nodeNameFromUrl(String(body.url ?? '')), ...body } : body;
-    const parsed = NodeSpec.safeParse(raw);
+    const parsed = parseNodeSpec(raw);
     if (!parsed.success) {
       res.status(400).json({ error: 'invalid node spec', problems: formatIssues('node', parsed.error) });
       return;

@@ -66,7 +66,7 @@ export function createApp(options: BoardOptions & { gate: Gate }): express.Expre
   app.get('/status', async (_req, res) => {
     res.json(await podStatus(config, queues, pod));
   });
-  app.use('/api', apiRouter(config, queues));
+  app.use('/api', apiRouter(config, queues, pod, log));
 
   app.use(jsonErrors(log));
   return app;

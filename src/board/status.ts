@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Job } from 'bullmq';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
+import { isRegistryNode } from '../config/nodes.js';
 import {
   JobName,
   QUEUE_NAMES,
@@ -17,6 +18,7 @@ import {
 } from '../queue/jobs.js';
 import type { ComfyStatus, Gpu, PodState } from '../comfyui/pod-state.js';
 import type { Queues } from '../queue/queues.js';
+import { workflowStatuses, type WorkflowStatus } from '../queue/workflow-progress.js';
 import { readVersions } from './versions.js';
 
 export type ModelState = 'queued' | 'downloading' | 'verifying' | 'ready' | 'failed';
@@ -50,9 +52,14 @@ export interface ModelStatus {
 
 export interface NodeStatus {
   name: string;
+  source: 'git' | 'registry';
+  /** The repository, or the registry's page of the node. */
   url: string;
+  /** The ref (git) or version (registry) asked for; null: the default branch, the newest release. */
   ref: string | null;
   commit: string | null;
+  /** A registry node's installed release. */
+  version: string | null;
   state: 'queued' | 'installing' | 'installed' | 'failed';
   error: string | null;
 }
@@ -63,6 +70,7 @@ export interface PodStatus {
   comfyui: Omit<ComfyStatus, 'updatedAt'> & { auth: 'on' | 'off' };
   models: ModelStatus[];
   nodes: NodeStatus[];
+  workflows: WorkflowStatus[];
   queues: Record<QueueName, Record<string, number>>;
   disk: { path: string; freeBytes: number; totalBytes: number };
   gpus: Gpu[];
@@ -73,10 +81,11 @@ const ALL_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'priorit
 
 /** The JSON of GET /status, built from the queues and the pod state. */
 export async function podStatus(config: Config, queues: Queues, pod: PodState): Promise<PodStatus> {
-  const [comfy, models, nodes, counts, disk, gpus, versions] = await Promise.all([
+  const [comfy, models, nodes, workflows, counts, disk, gpus, versions] = await Promise.all([
     pod.comfy(config.comfyui.port),
     modelStatuses(queues),
-    nodeStatuses(queues),
+    nodeStatuses(queues, config.endpoints.registry),
+    workflowStatuses(config, queues, pod),
     queueCounts(queues),
     diskStatus(config.modelsRoot),
     pod.gpus(),
@@ -85,7 +94,7 @@ export async function podStatus(config: Config, queues: Queues, pod: PodState): 
   const ready = comfy.state === 'running' && (await isHealthy(config.comfyui.listen.port));
   const { updatedAt: _updatedAt, ...state } = comfy;
   const comfyui = { ...state, port: config.comfyui.port, auth: config.comfyui.auth };
-  return { ready, comfyui, models, nodes, queues: counts, disk, gpus, versions };
+  return { ready, comfyui, models, nodes, workflows, queues: counts, disk, gpus, versions };
 }
 
 async function modelStatuses(queues: Queues): Promise<ModelStatus[]> {
@@ -156,7 +165,7 @@ function fileStatuses(published: OrganizeResult['files'] | undefined, reported: 
   }));
 }
 
-async function nodeStatuses(queues: Queues): Promise<NodeStatus[]> {
+async function nodeStatuses(queues: Queues, registryUrl: string): Promise<NodeStatus[]> {
   const jobs = await queues.queue.nodes.getJobs([...ALL_STATES], 0, 999, true);
   const out = await Promise.all(
     jobs
@@ -164,11 +173,15 @@ async function nodeStatuses(queues: Queues): Promise<NodeStatus[]> {
       .map(async (job): Promise<NodeStatus> => {
         const state = await job.getState();
         const { node } = job.data;
+        const result = job.returnvalue as NodeResult | null;
+        const registry = isRegistryNode(node);
         return {
           name: node.name,
-          url: node.url,
-          ref: node.ref ?? null,
-          commit: (job.returnvalue as NodeResult | null)?.commit ?? null,
+          source: registry ? 'registry' : 'git',
+          url: registry ? `${registryUrl}/nodes/${encodeURIComponent(node.registry)}` : node.url,
+          ref: (registry ? node.version : node.ref) ?? null,
+          commit: result?.commit ?? null,
+          version: result?.version ?? null,
           state: state === 'completed' ? 'installed' : state === 'failed' ? 'failed' : state === 'active' ? 'installing' : 'queued',
           error: state === 'failed' || job.failedReason ? job.failedReason ?? null : null,
         };

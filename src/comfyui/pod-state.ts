@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { WorkflowRecord } from '../config/index.js';
 import type { Gpu } from './gpu.js';
 
 export type ComfyState = 'waiting' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
@@ -9,14 +10,16 @@ export interface ComfyStatus {
   port: number;
   restarts: number;
   error: string | null;
+  /** When the ComfyUI now starting or running was launched: custom nodes installed later are not loaded in it. */
+  startedAt: number | null;
   updatedAt: number;
 }
 
 export type { Gpu } from './gpu.js';
 
 /**
- * What the workers process knows and the board process shows: ComfyUI's state and the GPUs.
- * Kept in Redis because in the image they are separate processes.
+ * What the workers process knows and the board process shows: ComfyUI's state, the GPUs, and the
+ * workflows this pod provisions for. Kept in Redis because in the image they are separate processes.
  */
 export class PodState {
   constructor(
@@ -30,7 +33,7 @@ export class PodState {
 
   async comfy(port: number): Promise<ComfyStatus> {
     const raw = await this.redis.get(this.key('comfyui'));
-    return raw ? (JSON.parse(raw) as ComfyStatus) : { state: 'waiting', pid: null, port, restarts: 0, error: null, updatedAt: 0 };
+    return raw ? (JSON.parse(raw) as ComfyStatus) : { state: 'waiting', pid: null, port, restarts: 0, error: null, startedAt: null, updatedAt: 0 };
   }
 
   async setGpus(gpus: readonly Gpu[]): Promise<void> {
@@ -40,6 +43,25 @@ export class PodState {
   async gpus(): Promise<Gpu[]> {
     const raw = await this.redis.get(this.key('gpus'));
     return raw ? (JSON.parse(raw) as Gpu[]) : [];
+  }
+
+  /** Records a workflow (the configured ones at each start, others as the API adds them). */
+  async setWorkflow(record: WorkflowRecord): Promise<void> {
+    await this.redis.hset(this.key('workflows'), record.name, JSON.stringify(record));
+  }
+
+  async workflows(): Promise<WorkflowRecord[]> {
+    const all = await this.redis.hgetall(this.key('workflows'));
+    return Object.values(all).map((v) => JSON.parse(v) as WorkflowRecord);
+  }
+
+  /** True the first time `what` is announced since the last resetAnnouncements (one start of the pod). */
+  async announceOnce(what: string): Promise<boolean> {
+    return (await this.redis.sadd(this.key('announced'), what)) === 1;
+  }
+
+  async resetAnnouncements(): Promise<void> {
+    await this.redis.del(this.key('announced'));
   }
 
   private key(name: string): string {

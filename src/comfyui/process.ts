@@ -21,12 +21,18 @@ export interface ComfyProcessOptions {
   env: Readonly<Record<string, string>>;
   log: Logger;
   onStatus: (status: ComfyStatus) => void | Promise<void>;
+  /** A crash, and a restart that brought it back (after a crash, or to load new custom nodes). */
+  onEvent?: (event: ComfyEvent) => void;
   /** How long a start may take before it counts as failed. */
   startTimeoutMs?: number;
   /** First restart delay; doubles up to maxBackoffMs. */
   backoffMs?: number;
   maxBackoffMs?: number;
 }
+
+export type ComfyEvent =
+  | { type: 'crashed'; code: number | null; signal: string | null; restarts: number }
+  | { type: 'restarted'; reason: string; pid: number | null; restarts: number };
 
 /** Exit code of ComfyUI's argument parser: retrying with the same flags cannot help. */
 const EXIT_BAD_ARGUMENTS = 2;
@@ -44,6 +50,7 @@ export class ComfyProcess {
   private restartTimer: NodeJS.Timeout | undefined;
   private ready: Promise<void> | undefined;
   private flags: readonly string[] = [];
+  private startedAt: number | null = null;
   private readonly pidFile: PidFile;
 
   constructor(private readonly options: ComfyProcessOptions) {
@@ -52,6 +59,11 @@ export class ComfyProcess {
 
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /** When the ComfyUI now starting or running was launched; null before the first start. */
+  get launchedAt(): number | null {
+    return this.startedAt;
   }
 
   /**
@@ -76,6 +88,31 @@ export class ComfyProcess {
     await this.report('stopped');
   }
 
+  /**
+   * Restarts a running ComfyUI once, with the same flags: it reads custom_nodes/ only at start,
+   * so nodes installed since need a restart. Does nothing unless ComfyUI runs, or when the one
+   * running was launched after `since` (it has what arrived by then). Resolves when the new one
+   * answers its health check.
+   */
+  async reload(reason: string, since = 0): Promise<boolean> {
+    await this.ready?.catch(() => undefined);
+    const child = this.child;
+    if (!this.ready || this.stopping || this.state !== 'running' || !child || child.exitCode !== null) return false;
+    if (this.startedAt !== null && this.startedAt > since) return false;
+    // Forgetting the child first makes its exit a planned one (onExit ignores it).
+    this.child = undefined;
+    this.options.log.info({ reason }, 'restarting ComfyUI');
+    await stopChild(child, 10_000);
+    this.restarts += 1;
+    this.ready = this.launch().catch((err: unknown) => {
+      this.ready = undefined;
+      throw err;
+    });
+    await this.ready;
+    this.options.onEvent?.({ type: 'restarted', reason, pid: this.pid ?? null, restarts: this.restarts });
+    return true;
+  }
+
   private async launch(): Promise<void> {
     await this.report(this.restarts === 0 ? 'starting' : 'restarting');
     const { python, comfyuiDir, host, port, env, log } = this.options;
@@ -94,6 +131,7 @@ export class ComfyProcess {
     }
     const args = [main, '--listen', ...(host ? [host] : []), '--port', String(port), ...flags];
     log.info({ python, args }, 'starting ComfyUI');
+    this.startedAt = Date.now();
     const child = execa(python, args, {
       cwd: comfyuiDir,
       env: { ...env },
@@ -136,6 +174,7 @@ export class ComfyProcess {
       return;
     }
     if (this.state !== 'running') return;
+    this.options.onEvent?.({ type: 'crashed', code: code ?? null, signal: signal ?? null, restarts: this.restarts });
     this.scheduleRestart();
   }
 
@@ -145,10 +184,13 @@ export class ComfyProcess {
     this.restarts += 1;
     void this.report('restarting');
     this.restartTimer = setTimeout(() => {
-      this.launch().catch((err: Error) => {
-        this.options.log.error({ err: err.message }, 'ComfyUI restart failed');
-        if (!this.stopping && this.state !== 'failed') this.scheduleRestart();
-      });
+      this.launch().then(
+        () => this.options.onEvent?.({ type: 'restarted', reason: 'it had exited', pid: this.pid ?? null, restarts: this.restarts }),
+        (err: Error) => {
+          this.options.log.error({ err: err.message }, 'ComfyUI restart failed');
+          if (!this.stopping && this.state !== 'failed') this.scheduleRestart();
+        },
+      );
     }, delay);
   }
 
@@ -160,6 +202,7 @@ export class ComfyProcess {
       port: this.options.port,
       restarts: this.restarts,
       error: this.error,
+      startedAt: state === 'stopped' || state === 'failed' ? null : this.startedAt,
       updatedAt: Date.now(),
     });
   }

@@ -4,6 +4,7 @@ import { modelId, toStoredSpec } from '../config/model-spec.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { resolveModel } from '../sources/index.js';
+import { planNodes, planWorkflows, printWorkflowPlan, type PlannedNode } from './plan-workflows.js';
 
 /** What `phoenix plan` reports for one configured model. */
 export interface PlannedModel {
@@ -64,10 +65,14 @@ async function planModel(model: ConfiguredModel, config: Config, log: Logger): P
   }
 }
 
-/** `phoenix plan [--json]`: exit 1 when a model does not resolve. */
+/**
+ * `phoenix plan [--json]`: exit 1 when a model or a registry node does not resolve, or a
+ * workflow misses something.
+ */
 export async function runPlan(config: Config, log: Logger, json: boolean): Promise<number> {
-  const models = await planModels(config, log);
-  if (json) process.stdout.write(`${JSON.stringify({ models, nodes: config.nodes }, null, 2)}\n`);
+  const [models, nodes] = await Promise.all([planModels(config, log), planNodes(config)]);
+  const workflows = await planWorkflows(config, models);
+  if (json) process.stdout.write(`${JSON.stringify({ models, nodes, workflows }, null, 2)}\n`);
   else {
     for (const m of models) {
       if (m.error) process.stdout.write(`FAILED  ${m.origin}: ${m.error}\n`);
@@ -76,7 +81,14 @@ export async function runPlan(config: Config, log: Logger, json: boolean): Promi
         process.stdout.write(`model   ${f.category ?? '(folder from header)'}/${f.name}  ${size}  ${f.sha256 ?? 'no published sha256'}  (${m.origin})\n`);
       }
     }
-    for (const n of config.nodes) process.stdout.write(`node    custom_nodes/${n.name}  ${n.url}${n.ref ? `@${n.ref}` : ''}\n`);
+    for (const n of nodes) process.stdout.write(nodeLine(n));
+    for (const w of workflows) printWorkflowPlan(w);
   }
-  return models.some((m) => m.error) ? 1 : 0;
+  const failed = models.some((m) => m.error) || nodes.some((n) => n.error) || workflows.some((w) => w.missing.length > 0);
+  return failed ? 1 : 0;
+}
+
+function nodeLine(n: PlannedNode): string {
+  if (n.error) return `FAILED  custom_nodes/${n.name}: ${n.error}\n`;
+  return `node    custom_nodes/${n.name}  ${n.from}\n`;
 }

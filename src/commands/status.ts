@@ -18,6 +18,10 @@ export async function runStatus(config: Config, json: boolean): Promise<number> 
       process.stdout.write(`  ${m.state.padEnd(11)} ${m.name}${pct}${m.error ? `  (${m.error})` : ''}\n`);
       for (const f of m.files) process.stdout.write(`      ${f.state.padEnd(11)} ${f.path ?? f.name}  ${formatSize(f.bytes)}  ${f.sha256 ?? 'sha256 not known yet'}\n`);
     }
+    for (const w of s.workflows ?? []) {
+      process.stdout.write(`workflow ${w.name}: ${w.ready ? 'ready' : 'not ready'}\n`);
+      for (const m of w.missing) process.stdout.write(`  missing     ${m.message}\n`);
+    }
   }
   return 0;
 }

@@ -13,6 +13,9 @@ export const SECRET_VARIABLES = [
   'FILEBROWSER_PASSWORD',
   'RUNPOD_API_KEY',
   'REDIS_URL',
+  'PHOENIX_WEBHOOK_SECRET',
+  // Webhook URLs (Slack's, Discord's…) are capabilities: whoever holds one can post.
+  'PHOENIX_WEBHOOK_URL',
 ] as const;
 
 const bool = z
@@ -83,7 +86,13 @@ export const EnvSchema = z.object({
   CIVITAI_UPSCALERS_TO_DOWNLOAD: list.default([]),
   HUGGINGFACE_MODELS: list.default([]),
   PROVISION_URL: z.string().min(1).optional(),
+  PROVISION_WORKFLOWS: list.default([]),
   COMFY_CUSTOM_NODE_GIT_URLS: list.default([]),
+  COMFY_NODES: list.default([]),
+  COMFY_REGISTRY_URL: urlVar.default('https://api.comfy.org'),
+  GITHUB_BASE_URL: urlVar.default('https://github.com'),
+  PHOENIX_WEBHOOK_URL: z.string().regex(/^https?:\/\/[^\s]+$/i, 'must be an http(s) URL').optional(),
+  PHOENIX_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   EXTRA_PYTHON_PACKAGES: z.string().default(''),
   DOWNLOAD_CONCURRENCY: int(1, 32).default(3),
   DOWNLOAD_CONNECTIONS: int(1, 64).default(8),
@@ -100,9 +109,10 @@ const ALIASES: Record<string, string> = {
   HUGGINGFACE_TOKEN: 'HF_TOKEN',
   HF_REPOS_TO_DOWNLOAD: 'HUGGINGFACE_MODELS',
   MODELS_MANIFEST: 'PROVISION_URL',
+  COMFY_REGISTRY_NODES: 'COMFY_NODES',
 };
 
-const FILE_SECRETS = ['CIVITAI_TOKEN', 'HF_TOKEN', 'PHOENIX_PASSWORD', 'PHOENIX_API_TOKEN', 'FB_PASSWORD'];
+const FILE_SECRETS = ['CIVITAI_TOKEN', 'HF_TOKEN', 'PHOENIX_PASSWORD', 'PHOENIX_API_TOKEN', 'FB_PASSWORD', 'PHOENIX_WEBHOOK_SECRET'];
 
 /** Applies aliases and `<NAME>_FILE`; keeps only non-empty values so defaults apply to blanks. */
 export function foldEnvironment(env: NodeJS.ProcessEnv, problems: string[]): Record<string, string> {

@@ -6,19 +6,16 @@ import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
 import type { ModelFolder } from './folders.js';
 import { createManifestFetcher, formatIssues, parseManifest, readManifestText } from './manifest.js';
-import { ModelSpec, parseShortSpec, type SpecEndpoints } from './model-spec.js';
-import { NodeSpec, nodeNameFromUrl, splitNodeUrl } from './nodes.js';
+import { ModelSpec, parseShortSpec, type ConfiguredModel, type SpecEndpoints } from './model-spec.js';
+import { nodeNameFromUrl, parseNodeSpec, splitNodeUrl, splitRegistryNode, type NodeSpec } from './nodes.js';
+import { readWorkflowSource, sourcesFromLocations, type WorkflowSource } from './workflow-load.js';
+import { WorkflowCatalog, type WorkflowRecord } from './workflows.js';
 
 export type { ComfyListen } from './access.js';
 export { SECRET_VARIABLES } from './env.js';
 export { ConfigError } from './errors.js';
-
-/** A model to provision, with the origin a user will recognise in messages. */
-export interface ConfiguredModel {
-  /** Where it was asked for: a manifest key or an environment variable. */
-  origin: string;
-  spec: ModelSpec;
-}
+export type { ConfiguredModel } from './model-spec.js';
+export type { WorkflowRecord } from './workflows.js';
 
 export interface Config {
   workspace: string;
@@ -58,9 +55,15 @@ export interface Config {
   tokens: { civitai: string | undefined; hf: string | undefined };
   /** RunPod's API, for `phoenix template --deploy`. */
   runpod: { apiKey: string | undefined; baseUrl: string; podId: string | undefined };
-  endpoints: { civitai: string; hf: string; gdrive: string; gdriveUsercontent: string };
+  endpoints: { civitai: string; hf: string; gdrive: string; gdriveUsercontent: string; registry: string; github: string };
+  /** Every model: environment, manifest, then what workflows add (each file once). */
   models: readonly ConfiguredModel[];
+  /** Every custom node: environment, manifest, then the packs workflows name (each folder once). */
   nodes: readonly NodeSpec[];
+  /** PROVISION_WORKFLOWS and the manifest's [workflows.…], with the models and nodes each needs. */
+  workflows: readonly WorkflowRecord[];
+  /** PHOENIX_WEBHOOK_URL and the secret its events are signed with. */
+  webhook: { url: string; secret: string } | undefined;
   extraPythonPackages: readonly string[];
   download: { concurrency: number; connections: number; stallTimeoutMs: number; attempts: number };
   debug: boolean;
@@ -83,8 +86,10 @@ const CIVITAI_FORCED = [
 ] as const satisfies readonly (readonly [string, ModelFolder])[];
 
 export interface LoadOptions {
-  /** Fetches PROVISION_URL when it is a URL; defaults to a GET that follows Google Drive's confirm flow. */
+  /** Fetches PROVISION_URL and workflow URLs; defaults to a GET that follows Google Drive's confirm flow. */
   fetchText?: (url: string) => Promise<string>;
+  /** Workflow files to read besides the configured ones (`phoenix plan --workflow FILE`). */
+  extraWorkflows?: readonly string[];
 }
 
 /**
@@ -99,18 +104,36 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     hf: e.HF_ENDPOINT,
     gdrive: e.GDRIVE_BASE_URL,
     gdriveUsercontent: e.GDRIVE_USERCONTENT_URL,
+    registry: e.COMFY_REGISTRY_URL,
+    github: e.GITHUB_BASE_URL,
   };
+  const fetchText = options.fetchText ?? createManifestFetcher(endpoints);
   const models = environmentModels(e, endpoints, problems);
   const nodes = environmentNodes(e, problems);
+  const workflowSources: WorkflowSource[] = [];
   if (e.PROVISION_URL) {
-    const manifest = await readManifest(e.PROVISION_URL, options.fetchText ?? createManifestFetcher(endpoints), endpoints, problems);
+    const manifest = await readManifest(e.PROVISION_URL, fetchText, endpoints, problems);
     models.push(...manifest.models);
     nodes.push(...manifest.nodes);
+    workflowSources.push(...manifest.workflows);
   }
+  const taken = new Set(workflowSources.map((w) => w.name));
+  workflowSources.push(
+    ...sourcesFromLocations(e.PROVISION_WORKFLOWS, (i) => `PROVISION_WORKFLOWS[${i}]`, taken, endpoints),
+    ...sourcesFromLocations(options.extraWorkflows ?? [], () => '--workflow', taken, endpoints),
+  );
   checkNodeNames(nodes, problems);
   accessProblems(e, splitArgs(e.COMFY_ARGS), problems);
+  const catalog = new WorkflowCatalog(endpoints, models, nodes);
+  for (const source of workflowSources) {
+    const needs = await readWorkflowSource(source, fetchText, problems);
+    if (needs) catalog.add(source.name, source.origin, needs, problems);
+  }
+  checkWebhook(e, problems);
   if (problems.length > 0) throw new ConfigError(problems);
-  return deepFreeze(assemble(env, e, { endpoints, models, nodes }));
+  return deepFreeze(
+    assemble(env, e, { endpoints, models: catalog.allModels(), nodes: catalog.allNodes(), workflows: catalog.records }),
+  );
 }
 
 type Env = z.output<typeof EnvSchema>;
@@ -150,16 +173,26 @@ function environmentModels(e: Env, endpoints: SpecEndpoints, problems: string[])
   return models;
 }
 
-/** Custom nodes named by COMFY_CUSTOM_NODE_GIT_URLS (`url[@ref]`). */
+/** Custom nodes named by COMFY_CUSTOM_NODE_GIT_URLS (`url[@ref]`) and COMFY_NODES (`registry-id[@version]`). */
 function environmentNodes(e: Env, problems: string[]): NodeSpec[] {
   const nodes: NodeSpec[] = [];
+  const add = (origin: string, raw: Record<string, unknown>): void => {
+    const r = parseNodeSpec(raw);
+    if (r.success) nodes.push(r.data);
+    else problems.push(...formatIssues(origin, r.error));
+  };
   e.COMFY_CUSTOM_NODE_GIT_URLS.forEach((text, i) => {
     const { url, ref } = splitNodeUrl(text);
-    const r = NodeSpec.safeParse({ name: nodeNameFromUrl(url), url, ...(ref ? { ref } : {}) });
-    if (r.success) nodes.push(r.data);
-    else problems.push(...formatIssues(`COMFY_CUSTOM_NODE_GIT_URLS[${i}]`, r.error));
+    add(`COMFY_CUSTOM_NODE_GIT_URLS[${i}]`, { name: nodeNameFromUrl(url), url, ...(ref ? { ref } : {}) });
   });
+  e.COMFY_NODES.forEach((text, i) => add(`COMFY_NODES[${i}]`, splitRegistryNode(text)));
   return nodes;
+}
+
+function checkWebhook(e: Env, problems: string[]): void {
+  if (e.PHOENIX_WEBHOOK_URL && !e.PHOENIX_WEBHOOK_SECRET) {
+    problems.push('PHOENIX_WEBHOOK_SECRET: needed with PHOENIX_WEBHOOK_URL, to sign each event (X-Phoenix-Signature)');
+  }
 }
 
 /** The models and nodes of the PROVISION_URL manifest; an unreadable one is a problem, not a crash. */
@@ -168,29 +201,37 @@ async function readManifest(
   fetchText: (url: string) => Promise<string>,
   endpoints: SpecEndpoints,
   problems: string[],
-): Promise<{ models: ConfiguredModel[]; nodes: NodeSpec[] }> {
+): Promise<{ models: ConfiguredModel[]; nodes: NodeSpec[]; workflows: WorkflowSource[] }> {
   try {
-    const manifest = parseManifest(await readManifestText(location, fetchText), endpoints, problems);
-    return { models: manifest.models.map((m) => ({ origin: `manifest ${m.key}`, spec: m.spec })), nodes: manifest.nodes };
+    const manifest = parseManifest(await readManifestText(location, fetchText), endpoints, problems, location);
+    return {
+      models: manifest.models.map((m) => ({ origin: `manifest ${m.key}`, spec: m.spec })),
+      nodes: manifest.nodes,
+      workflows: manifest.workflows.map((w) => ({ name: w.name, origin: `manifest ${w.key}`, location: w.location })),
+    };
   } catch (err) {
     problems.push(`PROVISION_URL: cannot read the manifest: ${(err as Error).message}`);
-    return { models: [], nodes: [] };
+    return { models: [], nodes: [], workflows: [] };
   }
 }
 
-/** Two repositories cannot share one custom_nodes/ folder. */
-function checkNodeNames(nodes: readonly NodeSpec[], problems: string[]): void {
-  const seen = new Set<string>();
-  for (const n of nodes) {
-    if (seen.has(n.name)) problems.push(`custom node "${n.name}": asked for twice (two repositories cannot share custom_nodes/${n.name})`);
-    seen.add(n.name);
+/** Two sources cannot share one custom_nodes/ folder; the same node asked for twice is one node. */
+function checkNodeNames(nodes: NodeSpec[], problems: string[]): void {
+  const seen = new Map<string, string>();
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i]!;
+    const same = seen.get(n.name);
+    if (same === JSON.stringify(n)) nodes.splice(i--, 1);
+    else if (same !== undefined) problems.push(`custom node "${n.name}": asked for twice (two sources cannot share custom_nodes/${n.name})`);
+    else seen.set(n.name, JSON.stringify(n));
   }
 }
 
 /** Secrets: every token, password and header value in force, for redaction and the environment scrub. */
 function collectSecrets(e: Env, passwords: readonly string[], models: readonly ConfiguredModel[]): string[] {
   const headerSecrets = models.flatMap((m) => (m.spec.source === 'url' && m.spec.headers ? Object.values(m.spec.headers) : []));
-  return [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, ...passwords, ...headerSecrets, ...redisPassword(e.REDIS_URL)].filter(
+  const webhook = [e.PHOENIX_WEBHOOK_SECRET, e.PHOENIX_WEBHOOK_URL];
+  return [e.CIVITAI_TOKEN, e.HF_TOKEN, e.RUNPOD_API_KEY, ...passwords, ...headerSecrets, ...webhook, ...redisPassword(e.REDIS_URL)].filter(
     (s): s is string => typeof s === 'string' && s.length >= 4,
   );
 }
@@ -199,7 +240,7 @@ function collectSecrets(e: Env, passwords: readonly string[], models: readonly C
 function assemble(
   env: NodeJS.ProcessEnv,
   e: Env,
-  parts: { endpoints: Config['endpoints']; models: ConfiguredModel[]; nodes: NodeSpec[] },
+  parts: { endpoints: Config['endpoints']; models: ConfiguredModel[]; nodes: NodeSpec[]; workflows: WorkflowRecord[] },
 ): Config {
   const workspace = path.resolve(e.WORKSPACE);
   const comfyDir = path.resolve(e.COMFYUI_DIR ?? path.join(workspace, 'ComfyUI'));
@@ -244,6 +285,8 @@ function assemble(
     endpoints: parts.endpoints,
     models: parts.models,
     nodes: parts.nodes,
+    workflows: parts.workflows,
+    webhook: e.PHOENIX_WEBHOOK_URL && e.PHOENIX_WEBHOOK_SECRET ? { url: e.PHOENIX_WEBHOOK_URL, secret: e.PHOENIX_WEBHOOK_SECRET } : undefined,
     extraPythonPackages: splitArgs(e.EXTRA_PYTHON_PACKAGES),
     download: {
       concurrency: e.DOWNLOAD_CONCURRENCY,

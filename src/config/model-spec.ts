@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isGoogleDriveLink, type DriveEndpoints } from '../lib/gdrive.js';
 import { isPlainName, shortHash, slug } from '../lib/names.js';
+import { isAir, isCivitaiHost, parseAir, parseCivitaiUrl, type CivitaiRef } from './civitai-ids.js';
 import { normalizeFolder, type ModelFolder } from './folders.js';
 
 /**
@@ -8,7 +9,7 @@ import { normalizeFolder, type ModelFolder } from './folders.js';
  * POST /api/models). The manifest's snake_case keys (`version_id`) are accepted beside camelCase.
  */
 
-const Sha256 = z
+export const Sha256 = z
   .string()
   .regex(/^[a-fA-F0-9]{64}$/, 'must be 64 hex characters')
   .transform((s) => s.toLowerCase());
@@ -47,14 +48,33 @@ const common = {
   overwrite: z.boolean().optional(),
 };
 
-export const CivitaiSpec = z.strictObject({
-  source: z.literal('civitai'),
-  versionId: z
+const NumericId = (what: string) =>
+  z
     .union([z.string(), z.number()])
     .transform(String)
-    .pipe(z.string().regex(/^\d+$/, 'must be a numeric CivitAI model-version id')),
-  ...common,
-});
+    .pipe(z.string().regex(/^\d+$/, `must be a numeric CivitAI ${what}`));
+
+/**
+ * A CivitAI model version, or a model's latest version when only `modelId` is known (a model page
+ * URL or an AIR without `@version`). `fileId` or `file` picks one file of a multi-file version;
+ * otherwise the primary file is taken.
+ */
+export const CivitaiSpec = z
+  .strictObject({
+    source: z.literal('civitai'),
+    versionId: NumericId('model-version id (or an AIR urn:air:…:civitai:<model>@<version>, or a civitai.com model URL)').optional(),
+    modelId: NumericId('model id').optional(),
+    fileId: NumericId('file id').optional(),
+    file: z.string().min(1).optional(),
+    ...common,
+  })
+  .refine((s) => s.versionId !== undefined || s.modelId !== undefined, {
+    message: 'give a model-version id, an AIR (urn:air:…:civitai:<model>@<version>) or a civitai.com model URL',
+    path: ['versionId'],
+  });
+
+/** What a whole Hugging Face repository resolves to unless `include` says otherwise: its top-level safetensors. */
+export const HF_DEFAULT_INCLUDE: readonly string[] = ['*.safetensors'];
 
 export const HuggingfaceSpec = z.strictObject({
   source: z.literal('huggingface'),
@@ -84,14 +104,14 @@ export const GdriveSpec = z.strictObject({
   ...common,
 });
 
-const SNAKE_TO_CAMEL: Record<string, string> = { version_id: 'versionId' };
+const SNAKE_TO_CAMEL: Record<string, string> = { version_id: 'versionId', model_id: 'modelId', file_id: 'fileId' };
 
 export const ModelSpec = z.preprocess(
   (raw) => {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(raw)) out[SNAKE_TO_CAMEL[k] ?? k] = v;
-    return out;
+    return out.source === 'civitai' ? expandCivitaiRef(out) : out;
   },
   z.discriminatedUnion(
     'source',
@@ -101,6 +121,13 @@ export const ModelSpec = z.preprocess(
 );
 
 export type ModelSpec = z.output<typeof ModelSpec>;
+
+/** A model to provision, with the origin a user will recognise in messages. */
+export interface ConfiguredModel {
+  /** Where it was asked for: a manifest key, an environment variable, a workflow's node. */
+  origin: string;
+  spec: ModelSpec;
+}
 export type ModelSource = ModelSpec['source'];
 
 /** The model as stored in job data: the spec minus header values (secrets never enter Redis). */
@@ -111,6 +138,44 @@ export const StoredModelSpec = z.discriminatedUnion('source', [
   GdriveSpec,
 ]);
 export type StoredModelSpec = z.output<typeof StoredModelSpec>;
+
+/**
+ * A CivitAI spec may name its model by AIR (`air`, or in `versionId`) or by URL (`url`, or in
+ * `versionId`): those become `modelId` / `versionId` / `fileId`. What does not parse is left for
+ * the schema to report.
+ */
+function expandCivitaiRef(raw: Record<string, unknown>): Record<string, unknown> {
+  const { air, url, ...rest } = raw;
+  const named = [air, url, rest.versionId].find((v): v is string => typeof v === 'string' && !/^\d+$/.test(v.trim()));
+  if (named === undefined) return raw;
+  const { versionId: _given, ...others } = rest;
+  return { ...others, ...(civitaiRefOf(named) ?? { versionId: named }) };
+}
+
+function civitaiRefOf(text: string): CivitaiRef | undefined {
+  if (isAir(text)) return parseAir(text);
+  try {
+    return parseCivitaiUrl(new URL(text.trim()));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The file name a model lands under when that is known without asking its source: `filename`,
+ * else a Hugging Face file's name or a URL's last segment; undefined for CivitAI, Google Drive
+ * and whole repositories. (A URL's server may still name it otherwise.)
+ */
+export function expectedFileName(spec: ModelSpec | StoredModelSpec): string | undefined {
+  if (spec.filename) return spec.filename;
+  if (spec.source === 'huggingface') return spec.file?.split('/').pop();
+  if (spec.source !== 'url') return undefined;
+  try {
+    return decodeURIComponent(new URL(spec.url).pathname.split('/').pop() ?? '') || undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Strips secret values from a spec before it is stored as job data. */
 export function toStoredSpec(spec: ModelSpec): StoredModelSpec {
@@ -124,7 +189,7 @@ function identity(spec: ModelSpec): Record<string, unknown> {
   const { category, filename } = spec;
   switch (spec.source) {
     case 'civitai':
-      return { s: spec.source, v: spec.versionId, category, filename };
+      return { s: spec.source, v: spec.versionId, category, filename, m: spec.versionId ? undefined : spec.modelId, fid: spec.fileId, fn: spec.file };
     case 'huggingface':
       return { s: spec.source, r: spec.repo, f: spec.file, rev: spec.revision, i: spec.include, category, filename };
     case 'url':
@@ -137,7 +202,7 @@ function identity(spec: ModelSpec): Record<string, unknown> {
 export function modelId(spec: ModelSpec): string {
   const label =
     spec.source === 'civitai'
-      ? spec.versionId
+      ? spec.versionId ?? `model-${spec.modelId}`
       : spec.source === 'huggingface'
         ? (spec.file ?? spec.repo).split('/').pop()!
         : spec.filename ?? new URL(spec.url).pathname.split('/').pop() ?? 'file';
@@ -148,7 +213,7 @@ export function modelId(spec: ModelSpec): string {
 export function describeSpec(spec: ModelSpec): string {
   switch (spec.source) {
     case 'civitai':
-      return `civitai:${spec.versionId}`;
+      return spec.versionId ? `civitai:${spec.versionId}` : `civitai:model ${spec.modelId} (latest version)`;
     case 'huggingface':
       return `${spec.repo}${spec.revision ? `@${spec.revision}` : ''}${spec.file ? `/${spec.file}` : ''}`;
     case 'url':
@@ -167,9 +232,12 @@ export function describeSpec(spec: ModelSpec): string {
 export function parseShortSpec(text: string, endpoints: SpecEndpoints): Record<string, unknown> {
   const t = text.trim();
   if (/^\d+$/.test(t)) return { source: 'civitai', versionId: t };
+  if (isAir(t)) return { source: 'civitai', versionId: t };
   if (/^https?:\/\//i.test(t)) {
     const u = new URL(t);
     if (isGoogleDriveLink(t, endpoints)) return { source: 'gdrive', url: t };
+    const civitai = isCivitaiHost(u, endpoints.civitai) ? parseCivitaiUrl(u) : undefined;
+    if (civitai) return { source: 'civitai', ...civitai };
     const hf = new URL(endpoints.hf);
     const m = /^\/((?:datasets\/)?[^/]+\/[^/]+)\/(?:resolve|blob)\/([^/]+)\/(.+)$/.exec(u.pathname);
     if (m && (u.host === hf.host || u.host === 'huggingface.co')) {
@@ -196,7 +264,8 @@ export function parseShortSpec(text: string, endpoints: SpecEndpoints): Record<s
   return { source: 'unknown', text: t };
 }
 
-/** The origins that decide how a pasted URL is read (Hugging Face's, Google Drive's). */
+/** The origins that decide how a pasted URL is read (Hugging Face's, CivitAI's, Google Drive's). */
 export interface SpecEndpoints extends DriveEndpoints {
   hf: string;
+  civitai?: string;
 }

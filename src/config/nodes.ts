@@ -1,10 +1,12 @@
 import { z } from 'zod';
 import { isPlainName } from '../lib/names.js';
-import { HttpUrl } from './model-spec.js';
+import { HttpUrl, Sha256 } from './model-spec.js';
 
-/** A custom node as asked for: `<name>` is its folder under custom_nodes/. */
-export const NodeSpec = z.strictObject({
-  name: z.string().refine(isPlainName, 'must be a plain folder name'),
+const FolderName = z.string().refine(isPlainName, 'must be a plain folder name');
+
+/** A custom node from git: `<name>` is its folder under custom_nodes/. */
+export const GitNodeSpec = z.strictObject({
+  name: FolderName,
   url: HttpUrl.refine((u) => !u.startsWith('-'), 'must not start with "-"'),
   ref: z
     .string()
@@ -12,7 +14,50 @@ export const NodeSpec = z.strictObject({
     .regex(/^[^-\s][^\s]*$/, 'must be a tag, branch or commit (no spaces, not starting with "-")')
     .optional(),
 });
-export type NodeSpec = z.output<typeof NodeSpec>;
+export type GitNodeSpec = z.output<typeof GitNodeSpec>;
+
+/**
+ * A custom node from the Comfy Registry: its zip at `version` (the newest release when omitted),
+ * unpacked into custom_nodes/<registry id>. `sha256` pins the zip's bytes.
+ */
+export const RegistryNodeSpec = z.strictObject({
+  name: FolderName,
+  registry: z.string().regex(/^[A-Za-z0-9][\w.-]*$/, 'must be a Comfy Registry node id (e.g. comfyui-kjnodes)'),
+  version: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be a released version like 1.2.3 (as registry.comfy.org lists it)').optional(),
+  sha256: Sha256.optional(),
+});
+export type RegistryNodeSpec = z.output<typeof RegistryNodeSpec>;
+
+/** A custom node as stored in job data (validated input only ever reaches it through parseNodeSpec). */
+export const NodeSpec = z.union([GitNodeSpec, RegistryNodeSpec]);
+export type NodeSpec = GitNodeSpec | RegistryNodeSpec;
+
+export function isRegistryNode(node: NodeSpec): node is RegistryNodeSpec {
+  return 'registry' in node;
+}
+
+/**
+ * Validates a node as a user gives it: with `registry` it is a registry node (its folder is the
+ * registry id), otherwise a git node. Each kind reports its own fields' problems.
+ */
+export function parseNodeSpec(raw: unknown): ReturnType<typeof GitNodeSpec.safeParse> | ReturnType<typeof RegistryNodeSpec.safeParse> {
+  if (raw !== null && typeof raw === 'object' && 'registry' in raw) {
+    const { registry } = raw as { registry: unknown };
+    return RegistryNodeSpec.safeParse({ ...raw, name: typeof registry === 'string' ? registry : '' });
+  }
+  return GitNodeSpec.safeParse(raw);
+}
+
+/** `id[@version]` as COMFY_NODES lists registry nodes. */
+export function splitRegistryNode(text: string): { registry: string; version?: string } {
+  const [registry = '', version] = text.trim().split('@');
+  return version ? { registry, version } : { registry };
+}
+
+/** How logs and /status show where a node comes from. */
+export function describeNode(node: NodeSpec): string {
+  return isRegistryNode(node) ? `registry ${node.registry}@${node.version ?? 'latest'}` : `${node.url}${node.ref ? `@${node.ref}` : ''}`;
+}
 
 /** The folder name ComfyUI will see: the repository's last path segment without `.git`. */
 export function nodeNameFromUrl(url: string): string {

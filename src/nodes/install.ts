@@ -1,14 +1,14 @@
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import type { NodeSpec } from '../config/nodes.js';
+import type { GitNodeSpec } from '../config/nodes.js';
 import { UserError } from '../lib/errors.js';
 import { pathExists as exists } from '../lib/fs.js';
-import { withPinnedPython } from './pip.js';
+import { installRequirements } from './requirements.js';
 import { hideUserInfo, runStep } from './run.js';
 
-export interface InstallNodeOptions {
-  node: NodeSpec;
+export interface InstallNodeOptions<N = GitNodeSpec> {
+  node: N;
   comfyuiDir: string;
   python: string;
   /** ComfyUI's environment, secrets removed (config.comfyui.env): git, pip and install.py get only this. */
@@ -74,19 +74,7 @@ export async function installNode(options: InstallNodeOptions): Promise<Installe
   await git(['checkout', '--quiet', '--force', '--detach', commit]);
   if (await exists(path.join(dir, '.gitmodules'))) await git(['submodule', 'update', '--init', '--recursive', '--force']);
 
-  const hasRequirements = await exists(path.join(dir, 'requirements.txt'));
-  const hasInstallScript = await exists(path.join(dir, 'install.py'));
-  if (hasRequirements || hasInstallScript) {
-    await withPinnedPython(options, async (constraints, env) => {
-      if (hasRequirements) {
-        await runStep(options.python, ['-m', 'pip', 'install', '--no-input', '-r', 'requirements.txt', '-c', constraints], {
-          ...step('pip install -r requirements.txt', dir),
-          env,
-        });
-      }
-      if (hasInstallScript) await runStep(options.python, ['install.py'], { ...step('install.py', dir), env });
-    });
-  }
+  await installRequirements(dir, { ...options, label: `custom node ${node.name}` });
   return { path: dir, commit };
 }
 
@@ -96,7 +84,7 @@ export async function installNode(options: InstallNodeOptions): Promise<Installe
  */
 async function resolveRef(
   dir: string,
-  node: NodeSpec,
+  node: GitNodeSpec,
   git: (args: string[]) => Promise<void>,
 ): Promise<string> {
   const candidates = node.ref

@@ -17,14 +17,18 @@ export function modelJobData(model: ConfiguredModel): ModelJobData {
   return { id: modelId(model.spec), origin: model.origin, label: describeSpec(model.spec), spec: toStoredSpec(model.spec) };
 }
 
-/** organize ← download for one model; `asChild` when it hangs under the service job. */
-export function modelFlow(config: Config, model: ConfiguredModel, asChild: boolean): FlowJob {
+/**
+ * organize ← download for one model; `asChild` when it hangs under the service job. A `priority`
+ * (BullMQ's: 1 goes first) orders the downloads a workflow needs before the others.
+ */
+export function modelFlow(config: Config, model: ConfiguredModel, asChild: boolean, priority?: number): FlowJob {
   const data = modelJobData(model);
+  const order = priority !== undefined ? { priority } : {};
   return {
     name: JobName.OrganizeModel,
     queueName: QueueName.Organize,
     data,
-    opts: { ...KEEP, ...(asChild ? AS_CHILD : {}), jobId: jobIds.organize(data.id), attempts: 1 },
+    opts: { ...KEEP, ...(asChild ? AS_CHILD : {}), ...order, jobId: jobIds.organize(data.id), attempts: 1 },
     children: [
       {
         name: JobName.DownloadModel,
@@ -33,6 +37,7 @@ export function modelFlow(config: Config, model: ConfiguredModel, asChild: boole
         opts: {
           ...KEEP,
           ...AS_CHILD,
+          ...order,
           jobId: jobIds.download(data.id),
           attempts: config.download.attempts,
           backoff: { type: 'phoenix' },
@@ -67,11 +72,14 @@ export interface BootPlan {
   independent: FlowJob[];
 }
 
-/** The job graph of one pod start, shaped by COMFYUI_WAIT_FOR. */
-export function bootPlan(config: Config): BootPlan {
+/** The job graph of one pod start, shaped by COMFYUI_WAIT_FOR; `priorities` by model id. */
+export function bootPlan(config: Config, priorities: ReadonlyMap<string, number> = new Map()): BootPlan {
   const waitModels = config.comfyui.waitFor === 'all';
   const waitNodes = config.comfyui.waitFor !== 'none';
-  const models = config.models.map((m) => modelFlow(config, m, waitModels));
+  // Highest priority first: flows that do not wait under the service job are added one by one,
+  // and a worker may take the first before the next is queued.
+  const byPriority = [...config.models].sort((a, b) => (priorities.get(modelId(a.spec)) ?? 0) - (priorities.get(modelId(b.spec)) ?? 0));
+  const models = byPriority.map((m) => modelFlow(config, m, waitModels, priorities.get(modelId(m.spec))));
   const nodes = config.nodes.map((n) => nodeJob(n, waitNodes));
   // Python packages always precede ComfyUI: it imports them at start.
   const python = config.extraPythonPackages.length > 0 ? [pythonPackagesJob(config.extraPythonPackages, true)] : [];

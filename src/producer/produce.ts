@@ -2,13 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FlowJob } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { PodState } from '../comfyui/pod-state.js';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import type { NodeSpec } from '../config/nodes.js';
 import type { Logger } from '../lib/log.js';
+import { VerifiedRecord } from '../organize/record.js';
 import { SERVICE_JOB_ID, type QueueName } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
 import { bootPlan, flowJobIds, flowJobs, modelFlow, nodeJob } from './flow.js';
+import { downloadPriorities } from './priorities.js';
 
 export interface ProduceOptions {
   config: Config;
@@ -46,8 +49,10 @@ export async function produce(options: ProduceOptions): Promise<ProduceResult> {
         log.warn({ err: err.message }, 'could not remove the previous start\'s flow whole');
       });
     }
-    const plan = bootPlan(config);
+    const plan = bootPlan(config, await downloadPriorities(config, new VerifiedRecord(config.modelsRoot), log));
     const flows = [plan.service, ...plan.independent];
+    // A new start announces its workflows' readiness again.
+    await new PodState(connection, queues.prefix).resetAnnouncements();
     await removeStale(queues, flows.flatMap(flowJobs), log);
     for (const flow of flows) await queues.flows.add(flow);
     const ids = flows.flatMap(flowJobIds);
@@ -66,11 +71,14 @@ export interface EnqueuedModel {
   status: 'queued' | 'exists';
 }
 
-/** Runtime additions (POST /api/models): standalone flows, so ComfyUI is not restarted. */
-export async function enqueueModels(config: Config, queues: Queues, models: readonly ConfiguredModel[]): Promise<EnqueuedModel[]> {
+/**
+ * Runtime additions (POST /api/models, POST /api/workflows): standalone flows, so ComfyUI is not
+ * restarted. `priority` puts them among the downloads of this start's workflows.
+ */
+export async function enqueueModels(config: Config, queues: Queues, models: readonly ConfiguredModel[], priority?: number): Promise<EnqueuedModel[]> {
   const out: EnqueuedModel[] = [];
   for (const model of models) {
-    const flow = modelFlow(config, model, false);
+    const flow = modelFlow(config, model, false, priority);
     const ids = flowJobIds(flow);
     out.push({ id: ids[0]!.replace(/^organize-/, ''), jobIds: ids, status: await addUnlessPresent(queues, flow) });
   }

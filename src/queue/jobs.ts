@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { StoredModelSpec } from '../config/model-spec.js';
-import { NodeSpec } from '../config/nodes.js';
+import { NodeSpec, isRegistryNode } from '../config/nodes.js';
 import type { DownloadedFile } from '../download/types.js';
 import { shortHash, slug } from '../lib/names.js';
 
@@ -13,6 +13,8 @@ export const QueueName = {
   Organize: 'organize',
   Nodes: 'nodes',
   Service: 'service',
+  /** Event notifications to PHOENIX_WEBHOOK_URL, retried apart from provisioning. */
+  Webhooks: 'webhooks',
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 export const QUEUE_NAMES: readonly QueueName[] = Object.values(QueueName);
@@ -23,6 +25,7 @@ export const JobName = {
   InstallNode: 'install-node',
   InstallPythonPackages: 'install-python-packages',
   StartComfyUI: 'start-comfyui',
+  DeliverWebhook: 'deliver-webhook',
 } as const;
 export type JobName = (typeof JobName)[keyof typeof JobName];
 
@@ -46,12 +49,17 @@ export type PythonPackagesJobData = z.output<typeof PythonPackagesJobData>;
 export const ServiceJobData = z.object({ requestedAt: z.number() });
 export type ServiceJobData = z.output<typeof ServiceJobData>;
 
+/** One event: `body` is the exact JSON sent (and signed) on every attempt; it holds no secret. */
+export const WebhookJobData = z.object({ event: z.string(), body: z.string() });
+export type WebhookJobData = z.output<typeof WebhookJobData>;
+
 export interface JobPayloads {
   [JobName.DownloadModel]: ModelJobData;
   [JobName.OrganizeModel]: ModelJobData;
   [JobName.InstallNode]: NodeJobData;
   [JobName.InstallPythonPackages]: PythonPackagesJobData;
   [JobName.StartComfyUI]: ServiceJobData;
+  [JobName.DeliverWebhook]: WebhookJobData;
 }
 
 export const JOB_SCHEMAS: { [N in JobName]: z.ZodType<JobPayloads[N]> } = {
@@ -60,6 +68,7 @@ export const JOB_SCHEMAS: { [N in JobName]: z.ZodType<JobPayloads[N]> } = {
   [JobName.InstallNode]: NodeJobData,
   [JobName.InstallPythonPackages]: PythonPackagesJobData,
   [JobName.StartComfyUI]: ServiceJobData,
+  [JobName.DeliverWebhook]: WebhookJobData,
 };
 
 export const JOB_QUEUE: { [N in JobName]: QueueName } = {
@@ -68,6 +77,7 @@ export const JOB_QUEUE: { [N in JobName]: QueueName } = {
   [JobName.InstallNode]: QueueName.Nodes,
   [JobName.InstallPythonPackages]: QueueName.Nodes,
   [JobName.StartComfyUI]: QueueName.Service,
+  [JobName.DeliverWebhook]: QueueName.Webhooks,
 };
 
 /** Progress a download reports (at most twice a second). */
@@ -105,7 +115,11 @@ export interface OrganizeResult {
 export interface NodeResult {
   name: string;
   path: string;
-  commit: string;
+  /** The git commit checked out; for a registry node, null. */
+  commit: string | null;
+  /** A registry node's release and the sha256 of its zip. */
+  version?: string;
+  sha256?: string;
 }
 
 export const SERVICE_JOB_ID = 'service-comfyui';
@@ -113,7 +127,8 @@ export const SERVICE_JOB_ID = 'service-comfyui';
 export const jobIds = {
   download: (modelId: string) => `download-${modelId}`,
   organize: (modelId: string) => `organize-${modelId}`,
-  node: (node: NodeSpec) => `nodes-${slug(node.name)}-${shortHash(`${node.url}@${node.ref ?? ''}`)}`,
+  node: (node: NodeSpec) =>
+    `nodes-${slug(node.name)}-${shortHash(isRegistryNode(node) ? `registry:${node.registry}@${node.version ?? ''}` : `${node.url}@${node.ref ?? ''}`)}`,
   pythonPackages: (packages: readonly string[]) => `python-packages-${shortHash(packages.join('\n'))}`,
   service: () => SERVICE_JOB_ID,
 };

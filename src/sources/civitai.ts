@@ -62,7 +62,7 @@ export const civitaiSource: ModelSourceClient<CivitaiSpec> = {
     const api = ctx.config.endpoints.civitai;
     const headers: Record<string, string> = ctx.config.tokens.civitai ? { authorization: `Bearer ${ctx.config.tokens.civitai}` } : {};
     const origin = new URL(api).origin;
-    const id = spec.versionId;
+    const id = spec.versionId ?? (await latestVersion(spec.modelId!, api, headers, origin, ctx));
 
     const metaUrl = `${api}/api/v1/model-versions/${encodeURIComponent(id)}`;
     const { response: meta } = await fetchFollowing(metaUrl, {
@@ -76,8 +76,7 @@ export const civitaiSource: ModelSourceClient<CivitaiSpec> = {
     if (!parsed.success) throw new TransientError(`CivitAI answered model version ${id} with an unexpected body`);
     const version = parsed.data;
 
-    const file = pickFile(version.files);
-    if (!file) throw new UserError(`CivitAI model version ${id} has no files to download`);
+    const file = chooseFile(version.files, spec, id);
     const request = { url: `${api}/api/download/models/${encodeURIComponent(id)}?fileId=${file.id}`, headers, headersOrigin: origin };
 
     const probe = await probeDownload(request, id, ctx);
@@ -97,6 +96,49 @@ export const civitaiSource: ModelSourceClient<CivitaiSpec> = {
     ];
   },
 };
+
+const ModelVersions = z.object({ modelVersions: z.array(z.object({ id: z.number() })) });
+
+/** A model's newest version (the API lists them newest first): what a model page URL or a bare AIR means. */
+async function latestVersion(modelId: string, api: string, headers: Record<string, string>, origin: string, ctx: SourceContext): Promise<string> {
+  const { response } = await fetchFollowing(`${api}/api/v1/models/${encodeURIComponent(modelId)}`, {
+    headers: { accept: 'application/json' },
+    secretHeaders: headers,
+    secretOrigin: origin,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  if (response.status === 404) {
+    await response.body?.cancel();
+    throw new UserError(`CivitAI has no model ${modelId}: check the model id in its page's URL (civitai.com/models/<id>)`);
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    if (response.status === 429) {
+      throw new TransientError(`CivitAI rate limit reached for model ${modelId}`, { retryAfterMs: retryAfterMs(response) ?? DEFAULT_RETRY_AFTER_MS });
+    }
+    throw httpError(`CivitAI model ${modelId}`, response);
+  }
+  const parsed = ModelVersions.safeParse(await response.json().catch(() => undefined));
+  if (!parsed.success) throw new TransientError(`CivitAI answered model ${modelId} with an unexpected body`);
+  const newest = parsed.data.modelVersions[0];
+  if (!newest) throw new UserError(`CivitAI model ${modelId} has no published version`);
+  ctx.log.info({ modelId, versionId: newest.id }, 'CivitAI model given without a version: taking its newest version');
+  return String(newest.id);
+}
+
+/** The file a spec names (`fileId`, `file`), else the one the download route would pick. */
+function chooseFile(files: readonly CivitaiFile[], spec: CivitaiSpec, id: string): CivitaiFile {
+  const names = files.map((f) => `${f.name} (fileId ${f.id})`).join(', ');
+  if (spec.fileId !== undefined || spec.file !== undefined) {
+    const named = files.find((f) => (spec.fileId !== undefined ? String(f.id) === spec.fileId : f.name === spec.file));
+    if (named) return named;
+    const wanted = spec.fileId !== undefined ? `fileId ${spec.fileId}` : `"${spec.file}"`;
+    throw new UserError(`CivitAI model version ${id} has no file ${wanted}; it has: ${names || 'no files'}`);
+  }
+  const picked = pickFile(files);
+  if (!picked) throw new UserError(`CivitAI model version ${id} has no files to download`);
+  return picked;
+}
 
 /** The file the download route would pick for a plain request, preferring SafeTensor over pickles. */
 function pickFile(files: readonly CivitaiFile[]): CivitaiFile | undefined {

@@ -1,15 +1,14 @@
 import { z } from 'zod';
-import type { StoredModelSpec } from '../config/model-spec.js';
+import { HF_DEFAULT_INCLUDE, type StoredModelSpec } from '../config/model-spec.js';
 import type { DownloadRequest } from '../download/types.js';
 import { TransientError, UserError } from '../lib/errors.js';
+import { globToRegExp } from '../lib/glob.js';
 import { fetchFollowing, httpError, probedSize, retryAfterMs } from '../lib/http.js';
 import { sanitizeFilename } from '../lib/names.js';
 import type { ModelSourceClient, ResolvedFile, SourceContext } from './types.js';
 
 type HuggingfaceSpec = Extract<StoredModelSpec, { source: 'huggingface' }>;
 
-/** What a whole repository resolves to unless the manifest gives `include`. */
-const DEFAULT_INCLUDE = ['*.safetensors'];
 const DEFAULT_RETRY_AFTER_MS = 30_000;
 
 const TreeEntry = z.object({
@@ -77,7 +76,7 @@ async function resolveFile(repo: Repo, path: string, ctx: SourceContext): Promis
 }
 
 async function resolveRepository(repo: Repo, ctx: SourceContext): Promise<ResolvedFile[]> {
-  const include = repo.spec.include ?? DEFAULT_INCLUDE;
+  const include = repo.spec.include ?? HF_DEFAULT_INCLUDE;
   const matchers = include.map(globToRegExp);
   const entries = (await listTree(repo, ctx)).filter((e) => e.type === 'file' && matchers.some((m) => m.test(e.path)));
   if (entries.length === 0) {
@@ -166,25 +165,6 @@ function flattenedNames(paths: readonly string[]): string[] {
     const clash = base.filter((b) => b === base[i]).length > 1;
     return nameOf(clash ? p.split('/').join('_') : base[i]!);
   });
-}
-
-/**
- * A glob over repository paths: `*` and `?` stay within one folder, `**` crosses folders
- * (`**\/x` also matches a top-level `x`). `*.safetensors` therefore means top-level files only.
- */
-export function globToRegExp(glob: string): RegExp {
-  let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      const slash = glob[i + 2] === '/';
-      out += slash ? '(?:.*/)?' : '.*';
-      i += slash ? 2 : 1;
-    } else if (c === '*') out += '[^/]*';
-    else if (c === '?') out += '[^/]';
-    else out += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${out}$`);
 }
 
 /** Maps the Hub's X-Error-Code to what the user has to do. */

@@ -5,6 +5,7 @@ import type { Config } from '../config/index.js';
 import type { Logger, Redactor } from '../lib/log.js';
 import type { VerifiedRecord } from '../organize/record.js';
 import type { JobName, JobPayloads } from '../queue/jobs.js';
+import type { NodeReloader } from './reload.js';
 
 /** What every processor may use; built once per workers process. */
 export interface WorkerDeps {
@@ -15,6 +16,8 @@ export interface WorkerDeps {
   record: VerifiedRecord;
   pod: PodState;
   comfy: ComfyProcess;
+  /** Restarts ComfyUI once for custom nodes that arrive after it started. */
+  reloader: NodeReloader;
 }
 
 /**

@@ -7,12 +7,17 @@ import type { Config } from '../config/index.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { Redactor, type Logger } from '../lib/log.js';
 import { VerifiedRecord } from '../organize/record.js';
-import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
+import { eventSender } from '../queue/events.js';
+import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type ModelJobData, type OrganizeResult, type QueueName } from '../queue/jobs.js';
+import { openQueues } from '../queue/queues.js';
 import type { Handler, WorkerDeps } from './context.js';
 import { downloadModel } from './download.js';
+import { Notifier } from './events.js';
 import { installCustomNode, installExtraPythonPackages } from './nodes.js';
 import { organizeModel } from './organize.js';
-import { startComfyUI } from './service.js';
+import { NodeReloader } from './reload.js';
+import { startComfyUI, type ServiceResult } from './service.js';
+import { deliverWebhook } from './webhook.js';
 
 export type HandlerTable = { [N in JobName]: Handler<N> };
 
@@ -23,6 +28,7 @@ const HANDLERS: HandlerTable = {
   [JobName.InstallNode]: installCustomNode,
   [JobName.InstallPythonPackages]: installExtraPythonPackages,
   [JobName.StartComfyUI]: startComfyUI,
+  [JobName.DeliverWebhook]: deliverWebhook,
 };
 
 export interface WorkersOptions {
@@ -33,6 +39,8 @@ export interface WorkersOptions {
   prefix: string;
   /** ComfyUI's restart backoff (tests shorten it). */
   comfyBackoffMs?: number;
+  /** How long the nodes queue stays empty before ComfyUI restarts for new nodes (tests shorten it). */
+  reloadQuietMs?: number;
 }
 
 export interface RunningWorkers {
@@ -47,6 +55,10 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     if (typeof HANDLERS[name] !== 'function') throw new Error(`no handler for job ${name}`);
   }
   const pod = new PodState(connection, prefix);
+  const queues = openQueues(connection, prefix);
+  const redactor = new Redactor(config.secrets);
+  // Events are only worth gathering when there is a webhook to tell.
+  const notifier = config.webhook ? new Notifier(config, queues, pod, eventSender(queues.queue.webhooks, redactor, log), log) : undefined;
   const comfy = new ComfyProcess({
     python: config.comfyui.python,
     comfyuiDir: config.comfyui.dir,
@@ -56,16 +68,21 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     pidFile: path.join(config.stateDir, 'comfyui.pid'),
     env: config.comfyui.env,
     log: log.child({ component: 'comfyui' }),
-    onStatus: (status) => pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state')),
+    onStatus: async (status) => {
+      await pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state'));
+      notifier?.comfyStatus(status);
+    },
+    onEvent: (event) => notifier?.comfyEvent(event),
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
   });
   const deps: WorkerDeps = {
     config,
     log,
-    redactor: new Redactor(config.secrets),
+    redactor,
     record: new VerifiedRecord(config.modelsRoot, log),
     pod,
     comfy,
+    reloader: new NodeReloader(comfy, queues.queue.nodes, log, options.reloadQuietMs),
   };
 
   const concurrency: Record<QueueName, number> = {
@@ -73,6 +90,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     organize: 2,
     nodes: 2,
     service: 1,
+    webhooks: 4,
   };
   const workers = QUEUE_NAMES.map((queueName) => {
     const opts: WorkerOptions = {
@@ -89,7 +107,9 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
         { queue: queueName, job: job?.id, attempt: job?.attemptsMade, err: err.message },
         final ? 'job failed for good' : 'job failed; will retry',
       );
+      if (final && job && notifier) notifyFailure(notifier, job, err.message);
     });
+    if (notifier) worker.on('completed', (job, result) => notifyCompletion(notifier, job, result));
     return worker;
   });
 
@@ -105,9 +125,23 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
         log.warn({ deadlineMs }, 'active jobs did not finish in time; closing workers forcibly');
         await Promise.all(workers.map((w) => w.close(true)));
       }
+      deps.reloader.stop();
+      notifier?.stop();
       await comfy.stop();
+      await queues.close();
     },
   };
+}
+
+function notifyCompletion(notifier: Notifier, job: Job, result: unknown): void {
+  if (job.name === JobName.OrganizeModel) notifier.modelReady(job as Job<ModelJobData>, result as OrganizeResult);
+  else if (job.name === JobName.InstallNode) notifier.workflowsMayHaveChanged();
+  else if (job.name === JobName.StartComfyUI) notifier.podReady((result as ServiceResult).pid ?? null);
+}
+
+function notifyFailure(notifier: Notifier, job: Job, reason: string): void {
+  if (job.name === JobName.OrganizeModel) notifier.modelFailed(job as Job<ModelJobData>, reason);
+  else if (job.name === JobName.InstallNode) notifier.workflowsMayHaveChanged();
 }
 
 /**

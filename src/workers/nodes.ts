@@ -1,24 +1,37 @@
+import { describeNode, isRegistryNode } from '../config/nodes.js';
 import { installNode } from '../nodes/install.js';
 import { installPythonPackages } from '../nodes/pip.js';
+import { installRegistryNode } from '../nodes/registry.js';
 import type { JobName, NodeResult } from '../queue/jobs.js';
 import { jobLogger, type Handler, type WorkerDeps } from './context.js';
 
 /** Lines of git/pip/install.py output kept in a job's log. */
 const MAX_LOG_LINES = 400;
 
-/** nodes: clones or updates a custom node at its ref, installs its requirements, runs install.py. */
+/**
+ * nodes: a git node is cloned or updated at its ref, a registry node's zip unpacked at its
+ * version; then its requirements and install.py. A node that arrives after ComfyUI started asks
+ * for the one restart that loads it.
+ */
 export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job, { node }, deps): Promise<NodeResult> => {
   const log = jobLogger(deps, job).child({ node: node.name });
-  const logLine = jobLogWriter(job, deps);
-  const installed = await installNode({
-    node,
+  const common = {
     comfyuiDir: deps.config.comfyui.dir,
     python: deps.config.comfyui.python,
     env: deps.config.comfyui.env,
-    onOutput: logLine,
-  });
-  log.info({ commit: installed.commit, path: installed.path }, 'custom node installed');
-  return { name: node.name, path: installed.path, commit: installed.commit };
+    onOutput: jobLogWriter(job, deps),
+  };
+  let result: NodeResult;
+  if (isRegistryNode(node)) {
+    const installed = await installRegistryNode({ ...common, node, registryUrl: deps.config.endpoints.registry });
+    result = { name: node.name, path: installed.path, commit: null, version: installed.version, sha256: installed.sha256 };
+  } else {
+    const installed = await installNode({ ...common, node });
+    result = { name: node.name, path: installed.path, commit: installed.commit };
+  }
+  log.info({ from: describeNode(node), commit: result.commit, version: result.version, path: result.path }, 'custom node installed');
+  deps.reloader.nodeInstalled(Date.now());
+  return result;
 };
 
 /** EXTRA_PYTHON_PACKAGES, installed into ComfyUI's Python (with the same pins) before ComfyUI starts. */

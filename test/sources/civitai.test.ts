@@ -39,6 +39,17 @@ beforeAll(async () => {
       { versionId: 105, type: 'VAE', access: 'archived', files: [{ id: 7, name: 'old.safetensors', content: lora }] },
       { versionId: 106, type: 'TextualInversion', files: [{ id: 8, name: 'easynegative.safetensors', content: lora, primary: true }] },
       { versionId: 107, type: 'Poses', files: [{ id: 9, name: 'poses.zip', content: Buffer.alloc(64, 1), format: 'Other', primary: true }] },
+      // Two versions of one model (older first), the newer with several files.
+      { versionId: 201, modelId: 2000, type: 'LORA', files: [{ id: 21, name: 'style-v1.safetensors', content: lora, primary: true }] },
+      {
+        versionId: 202,
+        modelId: 2000,
+        type: 'LORA',
+        files: [
+          { id: 22, name: 'style-v2.safetensors', content: checkpoint, primary: true },
+          { id: 23, name: 'style-v2-small.safetensors', content: lora },
+        ],
+      },
       {
         versionId: 108,
         type: 'LORA',
@@ -78,6 +89,26 @@ describe('CivitAI source', () => {
     expect(file!.request.headers).toEqual({});
     const downloaded = await fetchResolved(file!.request);
     expect(downloaded).toEqual({ status: 200, bytes: checkpoint.length, sha256: sha256Hex(checkpoint) });
+  });
+
+  it('takes a model\'s newest version when only the model is named (a model page, an AIR without @version)', async () => {
+    const [file] = await resolveModel({ source: 'civitai', modelId: '2000' }, await context());
+    expect(file).toMatchObject({ name: 'style-v2.safetensors', sha256: sha256Hex(checkpoint) });
+    expect(file!.request.url).toBe(`${civitai.url}/api/download/models/202?fileId=22`);
+    const err = await failure(resolveModel({ source: 'civitai', modelId: '999999' }, await context()));
+    expect(err).toBeInstanceOf(UserError);
+    expect(err.message).toBe('CivitAI has no model 999999: check the model id in its page\'s URL (civitai.com/models/<id>)');
+  });
+
+  it('picks the file named by fileId or file in a multi-file version, else the primary one', async () => {
+    const ctx = await context();
+    expect((await resolveModel(spec('202', { fileId: '23' }), ctx))[0]).toMatchObject({ name: 'style-v2-small.safetensors', sha256: sha256Hex(lora) });
+    expect((await resolveModel(spec('202', { file: 'style-v2-small.safetensors' }), ctx))[0]!.request.url).toMatch(/fileId=23$/);
+    expect((await resolveModel(spec('202'), ctx))[0]!.name).toBe('style-v2.safetensors');
+    const err = await failure(resolveModel(spec('202', { fileId: '99' }), ctx));
+    expect(err.message).toBe(
+      'CivitAI model version 202 has no file fileId 99; it has: style-v2.safetensors (fileId 22), style-v2-small.safetensors (fileId 23)',
+    );
   });
 
   it('lets the manifest rename the file and pin its sha256', async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredModelSpec } from '../../src/config/model-spec.js';
 import { TransientError, UserError } from '../../src/lib/errors.js';
-import { globToRegExp } from '../../src/sources/huggingface.js';
+import { globToRegExp } from '../../src/lib/glob.js';
 import { resolveModel } from '../../src/sources/index.js';
 import { fakeSafetensors, sawSecret, sha256Hex } from '../fixtures/http-server.js';
 import { startHuggingfaceFixture, type HuggingfaceFixture } from '../fixtures/huggingface-server.js';

@@ -34,6 +34,7 @@ describe('dispatch', () => {
       [JobName.InstallNode]: fail,
       [JobName.InstallPythonPackages]: fail,
       [JobName.StartComfyUI]: fail,
+      [JobName.DeliverWebhook]: fail,
     };
     return { handlers, seen };
   }
