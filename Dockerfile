@@ -66,7 +66,7 @@ LABEL org.opencontainers.image.title="phoenix" \
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      redis-server supervisor git aria2 tini curl ca-certificates util-linux \
+      redis-server supervisor git aria2 tini curl ca-certificates util-linux nftables \
  && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --user-group --shell /bin/bash sduser \
@@ -80,6 +80,7 @@ COPY --from=builder /opt/phoenix/dist /opt/phoenix/dist
 COPY config /opt/phoenix/config
 COPY supervisord.conf /opt/phoenix/supervisord.conf
 COPY --chmod=0755 scripts/entrypoint.sh /opt/phoenix/scripts/entrypoint.sh
+COPY --chmod=0755 scripts/privacy-firewall.sh /opt/phoenix/scripts/privacy-firewall.sh
 COPY --from=filebrowser --chmod=0755 /filebrowser /usr/local/bin/filebrowser
 RUN ln -s /opt/phoenix/dist/cli.js /usr/local/bin/phoenix
 
@@ -102,7 +103,8 @@ ENV WORKSPACE=/workspace \
     NODE_ENV=production \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1
+    PIP_NO_CACHE_DIR=1 \
+    PRIVACY_ENABLED=true
 
 EXPOSE 8188 8189 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \

@@ -234,6 +234,23 @@ done
 CHECK="every process runs as sduser"; check awk -v u="$sduser_uid" '$2 != u { bad = 1 } END { exit bad }' "$procs"
 CHECK="every process has umask 077"; check awk '$3 != "0077" { bad = 1 } END { exit bad }' "$procs"
 
+# --- privacy (PRIVACY_ENABLED=true in the image) -------------------------------------------------
+# The egress proxy runs in the workers and is what ComfyUI gets as HTTP(S)_PROXY. Under buildah's
+# chroot tini is not PID 1, so the entrypoint sets no firewall: enforcement must say "proxy".
+privacy_json="$WORK/privacy.json"
+curl -fsS -u "admin:$PASSWORD" "http://127.0.0.1:$BOARD_PORT/api/privacy" >"$privacy_json"
+CHECK="privacy is on, enforced by the proxy only"
+check python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); sys.exit(0 if p["enabled"] and p["enforcement"]=="proxy" and p["proxy"] else 1)' "$privacy_json"
+egress_proxy=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy"])' "$privacy_json")
+CHECK="ComfyUI was started with the proxy and the telemetry switches"
+check python3 -c 'import json,sys; e=json.loads(open(sys.argv[1]).readlines()[-1])["env"]; sys.exit(0 if e.get("HTTPS_PROXY")==sys.argv[2] and e.get("DO_NOT_TRACK")=="1" else 1)' \
+  "$WS/ComfyUI/standin-runs.jsonl" "$egress_proxy"
+CHECK="the proxy refuses a telemetry host (403)"
+check test "$(http_code --proxy "$egress_proxy" http://api.mixpanel.com/track)" = 403
+CHECK="the blocked connection shows in /status and on the privacy page"
+check sh -c 'curl -fsS -u "admin:$1" "http://127.0.0.1:$2/status" | python3 -c "import json,sys; p=json.load(sys.stdin)[\"privacy\"]; sys.exit(0 if p[\"blocked\"]>=1 and p[\"recent\"][0][\"host\"]==\"api.mixpanel.com\" else 1)" \
+  && curl -fsS -u "admin:$1" "http://127.0.0.1:$2/privacy" | grep -q "<td>api.mixpanel.com</td>"' _ "$PASSWORD" "$BOARD_PORT"
+
 # --- stop ----------------------------------------------------------------------------------------
 phase_start=$SECONDS
 kill -TERM "$tini_pid"

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { runAdd } from './commands/add.js';
 import { runFileBrowser } from './commands/filebrowser.js';
 import { runPlan } from './commands/plan.js';
+import { runPrivacy } from './commands/privacy.js';
 import { runStatus } from './commands/status.js';
 import { runTemplate } from './commands/template.js';
 import { ConfigError, loadConfig } from './config/index.js';
@@ -24,6 +25,8 @@ const USAGE = `usage: phoenix <command>
   add --workflow <file> [--name <name>]
                      enqueue what a ComfyUI workflow needs (its models and custom nodes) through the API
   status [--json]    print the pod's status from the API
+  privacy status|summary|allow HOST [SECONDS]|deny HOST|lockdown|release  [--json]
+                     what ComfyUI's side may reach: show it, allow or deny a host, lock down
   cleanup            remove partial downloads (with PARANOID_MODE also caches and histories in $HOME)
   redis              run the pod's redis-server on its unix socket (used by supervisord)
   filebrowser        set up and run FileBrowser over $WORKSPACE on FILEBROWSER_PORT (used by supervisord)
@@ -74,6 +77,8 @@ async function main(argv: string[]): Promise<number> {
       return await runAdd(config, rest, values);
     case 'status':
       return await runStatus(config, values.json ?? false);
+    case 'privacy':
+      return await runPrivacy(config, rest, values.json ?? false);
     case 'cleanup':
       return await runCleanup(config, log);
     case 'redis':

@@ -179,7 +179,7 @@ describe('phoenix CLI', () => {
     const config = await testConfig(env);
     const conn = new Redis({ path: redis.socket, maxRetriesPerRequest: 1 });
     const queues = openQueues(conn, 'clitest');
-    const board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port, host: '127.0.0.1' });
+    const board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port, comfyPort: 0, host: '127.0.0.1' });
     try {
       const file = path.join(ws.dir, 'upscale.json');
       await writeFile(file, await renderWorkflow(WORKFLOW_FILES.sdxlUpscaleLegacy, hub.workflowVars));

@@ -11,6 +11,7 @@ const LAYERS = [
   ['download', 'nodes', 'comfyui', 'access'],
   ['organize', 'sources'],
   ['queue'],
+  ['privacy'],
   ['producer', 'workers'],
   ['board'],
   ['runtime'],

@@ -10,10 +10,13 @@ import { requireLogin } from '../access/middleware.js';
 import type { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
+import { PrivacyStore } from '../privacy/store.js';
 import type { Queues } from '../queue/queues.js';
 import { apiRouter } from './api.js';
 import { startComfyProxy, type RunningComfyProxy } from './comfy-proxy.js';
 import { jsonErrors } from './errors.js';
+import { privacyPage } from './privacy-page.js';
+import { privacyRouter } from './privacy.js';
 import { podStatus } from './status.js';
 
 export interface BoardOptions {
@@ -58,7 +61,7 @@ export function createApp(options: BoardOptions & { gate: Gate }): express.Expre
     // Read-only: job data steers the workers, so nobody edits, adds or retries jobs by hand.
     queues: Object.values(queues.queue).map((q) => new BullMQAdapter(q, { readOnlyMode: true })),
     serverAdapter: board,
-    options: { uiConfig: { boardTitle: 'Phoenix' } },
+    options: { uiConfig: { boardTitle: 'Phoenix', miscLinks: [{ text: 'Privacy', url: '/privacy' }] } },
   });
   app.use('/board', onlyReads, board.getRouter());
   app.get('/', (_req, res) => res.redirect('/board/'));
@@ -66,6 +69,11 @@ export function createApp(options: BoardOptions & { gate: Gate }): express.Expre
   app.get('/status', async (_req, res) => {
     res.json(await podStatus(config, queues, pod));
   });
+  const privacy = new PrivacyStore(queues, config);
+  app.get('/privacy', async (_req, res) => {
+    res.type('html').send(await privacyPage(config, privacy));
+  });
+  app.use('/api/privacy', privacyRouter(config, privacy));
   app.use('/api', apiRouter(config, queues, pod, log));
 
   app.use(jsonErrors(log));

@@ -19,6 +19,8 @@ import {
 import type { ComfyStatus, Gpu, PodState } from '../comfyui/pod-state.js';
 import type { Queues } from '../queue/queues.js';
 import { workflowStatuses, type WorkflowStatus } from '../queue/workflow-progress.js';
+import { privacyStatus, type PrivacyStatus } from '../privacy/status.js';
+import { PrivacyStore } from '../privacy/store.js';
 import { readVersions } from './versions.js';
 
 export type ModelState = 'queued' | 'downloading' | 'verifying' | 'ready' | 'failed';
@@ -75,13 +77,14 @@ export interface PodStatus {
   disk: { path: string; freeBytes: number; totalBytes: number };
   gpus: Gpu[];
   versions: Record<string, string>;
+  privacy: PrivacyStatus;
 }
 
 const ALL_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 
 /** The JSON of GET /status, built from the queues and the pod state. */
 export async function podStatus(config: Config, queues: Queues, pod: PodState): Promise<PodStatus> {
-  const [comfy, models, nodes, workflows, counts, disk, gpus, versions] = await Promise.all([
+  const [comfy, models, nodes, workflows, counts, disk, gpus, versions, privacy] = await Promise.all([
     pod.comfy(config.comfyui.port),
     modelStatuses(queues),
     nodeStatuses(queues, config.endpoints.registry),
@@ -90,11 +93,12 @@ export async function podStatus(config: Config, queues: Queues, pod: PodState): 
     diskStatus(config.modelsRoot),
     pod.gpus(),
     readVersions(),
+    privacyStatus(config, new PrivacyStore(queues, config)),
   ]);
   const ready = comfy.state === 'running' && (await isHealthy(config.comfyui.listen.port));
   const { updatedAt: _updatedAt, ...state } = comfy;
   const comfyui = { ...state, port: config.comfyui.port, auth: config.comfyui.auth };
-  return { ready, comfyui, models, nodes, workflows, queues: counts, disk, gpus, versions };
+  return { ready, comfyui, models, nodes, workflows, queues: counts, disk, gpus, versions, privacy };
 }
 
 async function modelStatuses(queues: Queues): Promise<ModelStatus[]> {

@@ -48,10 +48,13 @@ export interface ComfyFlagsInput {
   comfyArgs: readonly string[];
   /** Flags the installed ComfyUI accepts (supportedComfyFlags); all are assumed when absent. */
   supportedFlags?: ReadonlySet<string>;
+  /** Privacy: keep ComfyUI's paid API nodes (outside AI services) from loading, where it can. */
+  disableApiNodes?: boolean;
 }
 
 /**
- * The flags ComfyUI gets beyond --listen/--port: --cpu without a GPU; with one, --bf16-unet where
+ * The flags ComfyUI gets beyond --listen/--port: --disable-api-nodes when privacy asks for it;
+ * --cpu without a GPU; with one, --bf16-unet where
  * every GPU is Ampere or newer and the best attention backend ComfyUI's Python can import; then
  * COMFY_ARGS. A flag the installed ComfyUI does not know is left out (it would exit 2), and so is
  * one that would clash with a choice the user made in COMFY_ARGS.
@@ -61,6 +64,7 @@ export async function chooseComfyFlags(input: ComfyFlagsInput): Promise<string[]
   const accepted = (flag: string) => !input.supportedFlags || input.supportedFlags.has(flag);
   const userChose = (group: ReadonlySet<string>) => [...userFlags].some((f) => group.has(f));
   const flags: string[] = [];
+  if (input.disableApiNodes && accepted('--disable-api-nodes') && !userFlags.has('--disable-api-nodes')) flags.push('--disable-api-nodes');
 
   if (input.gpus.length === 0 && !(await torchSeesAccelerator(input.python, input.env))) {
     if (!userChose(VRAM_GROUP)) flags.push('--cpu');

@@ -101,6 +101,14 @@ export const EnvSchema = z.object({
   HOME: z.string().min(1).optional(),
   DEBUG_MODE: bool.default(false),
   PARANOID_MODE: bool.default(false),
+  COMFYUI_USER: z.string().min(1).optional(),
+  PRIVACY_ENABLED: bool.default(false),
+  BLOCK_TELEMETRY: bool.default(true),
+  BLOCK_AI_SERVICES: bool.default(true),
+  MONITORING_ONLY: bool.default(false),
+  DOWNLOAD_GRACE_PERIOD: int(0, 86_400).default(300),
+  PRIVACY_ALLOW: list.default([]),
+  PRIVACY_DENY: list.default([]),
 });
 
 /** Older templates' names, folded into the canonical variable when that one is unset. */

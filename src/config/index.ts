@@ -5,6 +5,7 @@ import { accessProblems, comfyListen, type ComfyListen } from './access.js';
 import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
 import type { ModelFolder } from './folders.js';
+import { hostPatternProblems, normalizeHost } from './host-pattern.js';
 import { createManifestFetcher, formatIssues, parseManifest, readManifestText } from './manifest.js';
 import { ModelSpec, parseShortSpec, type ConfiguredModel, type SpecEndpoints } from './model-spec.js';
 import { nodeNameFromUrl, parseNodeSpec, splitNodeUrl, splitRegistryNode, type NodeSpec } from './nodes.js';
@@ -34,7 +35,10 @@ export interface Config {
     waitFor: 'all' | 'nodes' | 'none';
     /** ComfyUI's environment: the pod's, with every secret removed. */
     env: Readonly<Record<string, string>>;
+    /** COMFYUI_USER: the user ComfyUI, git, pip and install.py run as; undefined = Phoenix's own. */
+    user: string | undefined;
   };
+  privacy: PrivacyConfig;
   server: {
     port: number;
     username: string;
@@ -73,6 +77,20 @@ export interface Config {
   provisionUrl: string | undefined;
   /** Every secret value in force, for the logger's redaction and ComfyUI's environment scrub. */
   secrets: readonly string[];
+}
+
+/** PRIVACY_* and BLOCK_*: what ComfyUI's side of the pod may reach (see src/privacy). */
+export interface PrivacyConfig {
+  enabled: boolean;
+  blockTelemetry: boolean;
+  blockAiServices: boolean;
+  /** Record and report every connection, block none. */
+  monitoringOnly: boolean;
+  /** DOWNLOAD_GRACE_PERIOD: how long after the last download or node install ends hosts stay open. */
+  graceMs: number;
+  /** Host patterns, normalized (see config/host-pattern). */
+  allow: readonly string[];
+  deny: readonly string[];
 }
 
 /** Variables whose CivitAI versions go to a fixed folder, whatever the model's type says. */
@@ -130,6 +148,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     if (needs) catalog.add(source.name, source.origin, needs, problems);
   }
   checkWebhook(e, problems);
+  problems.push(...hostPatternProblems('PRIVACY_ALLOW', e.PRIVACY_ALLOW), ...hostPatternProblems('PRIVACY_DENY', e.PRIVACY_DENY));
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(
     assemble(env, e, { endpoints, models: catalog.allModels(), nodes: catalog.allNodes(), workflows: catalog.records }),
@@ -266,6 +285,16 @@ function assemble(
       args: splitArgs(e.COMFY_ARGS),
       waitFor: e.COMFYUI_WAIT_FOR,
       env: scrubEnvironment(env, secrets),
+      user: e.COMFYUI_USER,
+    },
+    privacy: {
+      enabled: e.PRIVACY_ENABLED,
+      blockTelemetry: e.BLOCK_TELEMETRY,
+      blockAiServices: e.BLOCK_AI_SERVICES,
+      monitoringOnly: e.MONITORING_ONLY,
+      graceMs: e.DOWNLOAD_GRACE_PERIOD * 1000,
+      allow: e.PRIVACY_ALLOW.map(normalizeHost),
+      deny: e.PRIVACY_DENY.map(normalizeHost),
     },
     server: {
       port: e.PHOENIX_PORT,

@@ -7,6 +7,8 @@ export const DEFAULT_PREFIX = 'phoenix';
 
 export interface Queues {
   readonly prefix: string;
+  /** The connection the queues use (not closed by close()). */
+  readonly connection: Redis;
   readonly queue: Readonly<Record<QueueName, Queue>>;
   readonly flows: FlowProducer;
   close(): Promise<void>;
@@ -23,6 +25,7 @@ export function openQueues(connection: Redis, prefix: string = DEFAULT_PREFIX): 
   const flows = new FlowProducer({ connection, prefix });
   return {
     prefix,
+    connection,
     queue,
     flows,
     async close() {

@@ -2,6 +2,7 @@ import { startBoard } from '../board/server.js';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
+import { startPrivacy } from '../privacy/service.js';
 import { produce } from '../producer/produce.js';
 import { openQueues } from '../queue/queues.js';
 import { startWorkers } from '../workers/index.js';
@@ -35,10 +36,12 @@ export async function runProduce(config: Config, log: Logger): Promise<number> {
  */
 export async function runWorkers(config: Config, log: Logger): Promise<number> {
   const connection = connect(redisTarget(config), 'worker');
-  const workers = startWorkers({ config, connection, log, prefix: 'phoenix' });
+  const privacy = await startPrivacy({ config, connection, prefix: 'phoenix', log });
+  const workers = startWorkers({ config, connection, log, prefix: 'phoenix', comfyEnv: privacy.comfyEnv });
   const queues = openQueues(connection);
   stopOnSignals(async () => {
     await workers.close(10_000);
+    await privacy.stop();
     await queues.close();
     connection.disconnect();
     if (config.paranoid) await cleanup(config, log, { includeState: false });

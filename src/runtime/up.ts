@@ -3,6 +3,7 @@ import { startBoard, type RunningBoard } from '../board/server.js';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
+import { startPrivacy, type RunningPrivacy } from '../privacy/service.js';
 import { produce } from '../producer/produce.js';
 import { openQueues, type Queues } from '../queue/queues.js';
 import { startWorkers, type RunningWorkers } from '../workers/index.js';
@@ -28,12 +29,14 @@ export async function up(config: Config, log: Logger, options: { prefix?: string
   const workerConnection = connect(target, 'worker');
   const apiConnection = connect(target, 'api');
   for (const c of [workerConnection, apiConnection]) c.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+  let privacy: RunningPrivacy | undefined;
   let workers: RunningWorkers | undefined;
   let queues: Queues | undefined;
   let board: RunningBoard | undefined;
   const stop = async (): Promise<void> => {
     await board?.close();
     await workers?.close(SHUTDOWN_DEADLINE_MS / 2);
+    await privacy?.stop();
     await queues?.close();
     workerConnection.disconnect();
     apiConnection.disconnect();
@@ -44,7 +47,9 @@ export async function up(config: Config, log: Logger, options: { prefix?: string
   };
 
   try {
-    workers = startWorkers({ config, connection: workerConnection, log, prefix: options.prefix ?? 'phoenix' });
+    const prefix = options.prefix ?? 'phoenix';
+    privacy = await startPrivacy({ config, connection: workerConnection, prefix, log });
+    workers = startWorkers({ config, connection: workerConnection, log, prefix, comfyEnv: privacy.comfyEnv });
     await whenReady(apiConnection);
     queues = openQueues(apiConnection, options.prefix);
     board = await startBoard({ config, queues, pod: new PodState(apiConnection, queues.prefix), log });

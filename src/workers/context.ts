@@ -18,6 +18,8 @@ export interface WorkerDeps {
   comfy: ComfyProcess;
   /** Restarts ComfyUI once for custom nodes that arrive after it started. */
   reloader: NodeReloader;
+  /** The environment of ComfyUI, git, pip and install.py: config.comfyui.env plus privacy's proxy. */
+  comfyEnv: Readonly<Record<string, string>>;
 }
 
 /**

@@ -41,6 +41,8 @@ export interface WorkersOptions {
   comfyBackoffMs?: number;
   /** How long the nodes queue stays empty before ComfyUI restarts for new nodes (tests shorten it). */
   reloadQuietMs?: number;
+  /** ComfyUI's environment with privacy's proxy (startPrivacy); config.comfyui.env when absent. */
+  comfyEnv?: Readonly<Record<string, string>>;
 }
 
 export interface RunningWorkers {
@@ -59,6 +61,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
   const redactor = new Redactor(config.secrets);
   // Events are only worth gathering when there is a webhook to tell.
   const notifier = config.webhook ? new Notifier(config, queues, pod, eventSender(queues.queue.webhooks, redactor, log), log) : undefined;
+  const comfyEnv = options.comfyEnv ?? config.comfyui.env;
   const comfy = new ComfyProcess({
     python: config.comfyui.python,
     comfyuiDir: config.comfyui.dir,
@@ -66,7 +69,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     port: config.comfyui.listen.port,
     portVariable: config.comfyui.listen.variable,
     pidFile: path.join(config.stateDir, 'comfyui.pid'),
-    env: config.comfyui.env,
+    env: comfyEnv,
     log: log.child({ component: 'comfyui' }),
     onStatus: async (status) => {
       await pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state'));
@@ -83,6 +86,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     pod,
     comfy,
     reloader: new NodeReloader(comfy, queues.queue.nodes, log, options.reloadQuietMs),
+    comfyEnv,
   };
 
   const concurrency: Record<QueueName, number> = {

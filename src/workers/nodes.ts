@@ -18,7 +18,7 @@ export const installCustomNode: Handler<typeof JobName.InstallNode> = async (job
   const common = {
     comfyuiDir: deps.config.comfyui.dir,
     python: deps.config.comfyui.python,
-    env: deps.config.comfyui.env,
+    env: deps.comfyEnv,
     onOutput: jobLogWriter(job, deps),
   };
   let result: NodeResult;
@@ -39,7 +39,7 @@ export const installExtraPythonPackages: Handler<typeof JobName.InstallPythonPac
   await installPythonPackages({
     packages,
     python: deps.config.comfyui.python,
-    env: deps.config.comfyui.env,
+    env: deps.comfyEnv,
     onOutput: jobLogWriter(job, deps),
   });
   jobLogger(deps, job).info({ packages }, 'python packages installed');

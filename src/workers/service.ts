@@ -1,6 +1,7 @@
 import { writeExtraModelPaths, extraModelPathsArgs } from '../comfyui/extra-model-paths.js';
 import { chooseComfyFlags, supportedComfyFlags } from '../comfyui/flags.js';
 import { detectGpus } from '../comfyui/gpu.js';
+import { disableApiNodes } from '../privacy/environment.js';
 import type { JobName } from '../queue/jobs.js';
 import { jobLogger, type Handler } from './context.js';
 
@@ -23,7 +24,7 @@ export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, _d
   if (failedDependencies.length > 0) log.warn({ failedDependencies }, 'starting ComfyUI without the dependencies that failed');
 
   const { config } = deps;
-  const gpus = await detectGpus({ env: config.comfyui.env });
+  const gpus = await detectGpus({ env: deps.comfyEnv });
   await deps.pod.setGpus(gpus);
   const extraPaths = await writeExtraModelPaths(config);
   const flags = [
@@ -31,9 +32,10 @@ export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, _d
     ...(await chooseComfyFlags({
       gpus,
       python: config.comfyui.python,
-      env: config.comfyui.env,
+      env: deps.comfyEnv,
       comfyArgs: config.comfyui.args,
       supportedFlags: await supportedComfyFlags(config.comfyui.dir),
+      disableApiNodes: disableApiNodes(config.privacy),
     })),
   ];
   await job.log(`starting ComfyUI with ${flags.join(' ') || 'no extra flags'}`);

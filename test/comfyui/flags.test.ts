@@ -121,3 +121,19 @@ describe('supportedComfyFlags', () => {
     expect([...(await supportedComfyFlags(path.join(dir, 'nowhere')))].sort()).toEqual(['--cpu', '--listen', '--port']);
   });
 });
+
+describe('--disable-api-nodes (privacy)', () => {
+  it('is passed when asked for and the installed ComfyUI declares it, never twice', async () => {
+    const python = await pythonWith();
+    const supportedFlags = new Set(['--listen', '--port', '--cpu', '--disable-api-nodes']);
+    const base = { env: PROBE_ENV, gpus: [], python, supportedFlags };
+    expect(await chooseComfyFlags({ ...base, comfyArgs: [], disableApiNodes: true })).toEqual(['--disable-api-nodes', '--cpu']);
+    expect(await chooseComfyFlags({ ...base, comfyArgs: [], disableApiNodes: false })).toEqual(['--cpu']);
+    expect(await chooseComfyFlags({ ...base, comfyArgs: ['--disable-api-nodes'], disableApiNodes: true })).toEqual(['--cpu', '--disable-api-nodes']);
+  });
+
+  it('is left out where ComfyUI does not know it (it would exit 2)', async () => {
+    const flags = await chooseComfyFlags({ env: PROBE_ENV, gpus: [], python: await pythonWith(), comfyArgs: [], supportedFlags: BASIC_FLAGS, disableApiNodes: true });
+    expect(flags).toEqual(['--cpu']);
+  });
+});
