@@ -23,6 +23,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const workspace = path.resolve(process.env.DEMO_WORKSPACE ?? path.join(root, '.demo'));
 const logFile = path.join(workspace, 'phoenix.log');
 const password = process.env.PHOENIX_PASSWORD ?? 'phoenix-demo';
+const token = process.env.PHOENIX_API_TOKEN ?? 'phoenix-demo-api-token';
 const port = Number(process.env.PHOENIX_PORT ?? 8189);
 
 await rm(workspace, { recursive: true, force: true });
@@ -42,6 +43,7 @@ const config = await loadConfig({
   PROVISION_WORKFLOWS: workflow,
   PHOENIX_PORT: String(port),
   PHOENIX_PASSWORD: password,
+  PHOENIX_API_TOKEN: token,
   COMFYUI_PORT: process.env.COMFYUI_PORT ?? '8188',
   DOWNLOAD_CONNECTIONS: '8',
 });
@@ -55,8 +57,9 @@ stopOnSignals(stop, log);
 
 process.stdout.write(
   `\n  Phoenix demo is running.\n` +
-    `  Bull Board:  http://127.0.0.1:${port}/board/   (user admin, password ${password})\n` +
-    `  Status:      curl -u admin:${password} http://127.0.0.1:${port}/status\n` +
+    `  Bull Board:  http://127.0.0.1:${port}/board/   (sign in as admin, password ${password})\n` +
+    `  ComfyUI:     http://127.0.0.1:${config.comfyui.port}/   (the same login)\n` +
+    `  Status:      curl -H 'Authorization: Bearer ${token}' http://127.0.0.1:${port}/status\n` +
     `  Add a model: curl -u admin:${password} -H 'content-type: application/json' ` +
     `-d '{"source":"url","url":"${hub.cdn.url('/upscalers/4x-UltraSharp.pth')}","filename":"copy.pth","category":"upscale_models"}' ` +
     `http://127.0.0.1:${port}/api/models\n` +

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks for Phoenix's demo and tests: the system
 # packages (redis-server and redis-cli, git, python3 with PyYAML, supervisor, aria2, curl, openssl,
-# iproute2, nftables) and the npm dependencies.
+# iproute2, nftables; with --tests also Debian's chromium, for the browser login test) and the npm
+# dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,8 @@ command -v openssl >/dev/null || need+=(openssl)
 # The privacy tests: network namespaces (ip) and nftables rules by user (nft).
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
+# The browser login test drives Debian's chromium (playwright-core does not download its own).
+if [ "${1:-}" = --tests ] && [ ! -x /usr/bin/chromium ]; then need+=(chromium); fi
 # ComfyUI reads extra_model_paths.yaml with PyYAML; the tests read Phoenix's file the same way.
 command -v python3 >/dev/null && python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 if ((${#need[@]})); then

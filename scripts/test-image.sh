@@ -9,10 +9,12 @@
 # final stage runs apt-get (Debian mirror).
 # Then it runs the entrypoint under tini with `buildah run` (host network, chroot isolation) against
 # a local model server and checks: supervisord brings up Redis, the board, the workers, FileBrowser
-# and the stand-in ComfyUI; /status reaches ready; auth is enforced; Phoenix runs as sduser and
-# ComfyUI as comfy; a hostile custom node (test/fixtures/hostile-node), installed and imported as
-# comfy, reads nothing of Phoenix's; SIGTERM stops it all, PARANOID_MODE's cleanup included, within
-# Docker's 10-second grace. Needs root (buildah, debootstrap). Prints the time of each phase.
+# and the stand-in ComfyUI; /status reaches ready; auth is enforced; ComfyUI listens on 127.0.0.1
+# behind the login and Debian's chromium signs in on the board and ComfyUI ports; Phoenix runs as
+# sduser and ComfyUI as comfy; a hostile custom node (test/fixtures/hostile-node), installed and
+# imported as comfy, reads nothing of Phoenix's; SIGTERM stops it all, PARANOID_MODE's cleanup
+# included, within Docker's 10-second grace. Needs root (buildah, debootstrap, chromium). Prints the
+# time of each phase.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -117,7 +119,7 @@ phase "image build"
 
 # --- boot --------------------------------------------------------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-COMFY_PORT=$(free_port) BOARD_PORT=$(free_port) FB_PORT=$(free_port) MODEL_PORT=$(free_port)
+COMFY_PORT=$(free_port) BOARD_PORT=$(free_port) FB_PORT=$(free_port) MODEL_PORT=$(free_port) COMFY_INTERNAL_PORT=$(free_port)
 WS="$WORK/workspace"
 mkdir -p "$WS" "$WORK/models"
 
@@ -151,6 +153,7 @@ git -C "$WORK/models/git/Hostile.git" update-server-info
 ISOLATION_RUN_ENV=(-e COMFY_CUSTOM_NODE_GIT_URLS="http://127.0.0.1:$MODEL_PORT/git/Hostile.git" -e PARANOID_MODE=true)
 
 PASSWORD=image-test-password
+API_TOKEN=image-test-api-token-0123456789
 container=$("${BUILDAH[@]}" from "$TAG/phoenix")
 sduser_uid=$(grep '^sduser:' "$("${BUILDAH[@]}" mount "$container")/etc/passwd" | cut -d: -f3)
 comfy_uid=$(grep '^comfy:' "$("${BUILDAH[@]}" mount "$container")/etc/passwd" | cut -d: -f3)
@@ -158,6 +161,7 @@ comfy_uid=$(grep '^comfy:' "$("${BUILDAH[@]}" mount "$container")/etc/passwd" | 
 say "booting (ComfyUI :$COMFY_PORT, board :$BOARD_PORT, FileBrowser :$FB_PORT; sduser uid $sduser_uid)"
 "${BUILDAH[@]}" run --isolation chroot --network host -v "$WS:/workspace" \
   -e COMFYUI_PORT="$COMFY_PORT" -e PHOENIX_PORT="$BOARD_PORT" -e FILEBROWSER_PORT="$FB_PORT" \
+  -e COMFYUI_INTERNAL_PORT="$COMFY_INTERNAL_PORT" -e PHOENIX_API_TOKEN="$API_TOKEN" \
   -e PHOENIX_PASSWORD="$PASSWORD" -e FB_PASSWORD="$PASSWORD-fb" -e PROVISION_URL=/workspace/manifest.toml \
   -e TINI_SUBREAPER=1 "${ISOLATION_RUN_ENV[@]}" \
   "$container" -- tini -- /opt/phoenix/scripts/entrypoint.sh >"$WORK/boot.log" 2>&1 &
@@ -185,7 +189,9 @@ http_code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 CHECK="board answers 401 without auth"; check test "$(http_code "http://127.0.0.1:$BOARD_PORT/status")" = 401
 CHECK="board answers 200 with auth"; check test "$(http_code -u "admin:$PASSWORD" "http://127.0.0.1:$BOARD_PORT/board/")" = 200
 CHECK="/healthz answers without auth"; check test "$(http_code "http://127.0.0.1:$BOARD_PORT/healthz")" = 200
-CHECK="stand-in ComfyUI answers /system_stats"; check test "$(http_code "http://127.0.0.1:$COMFY_PORT/system_stats")" = 200
+CHECK="ComfyUI's port answers 401 without auth"; check test "$(http_code "http://127.0.0.1:$COMFY_PORT/system_stats")" = 401
+CHECK="stand-in ComfyUI answers /system_stats through the login"
+check test "$(http_code -u "admin:$PASSWORD" "http://127.0.0.1:$COMFY_PORT/system_stats")" = 200
 # `phoenix filebrowser` (src/commands/filebrowser.ts) counts only once src/cli.ts dispatches to it.
 if grep -q "case 'filebrowser'" "$ROOT/src/cli.ts"; then
   CHECK="FileBrowser answers /health"
@@ -198,6 +204,36 @@ fi
 CHECK="the model was published on the volume (USE_VOLUME from the mount)"
 check test -f "$WS/storage/models/loras/tiny-lora.safetensors"
 CHECK="Redis listens on its unix socket"; check test -S "$WS/.phoenix/redis.sock"
+
+# --- login on every port: ComfyUI behind Phoenix's login, a real browser ---------------------------
+# Listening sockets on a port, as address:port from /proc/net/tcp (the container shares this network).
+listeners() {
+  python3 - "$1" <<'PY'
+import socket, struct, sys
+port = int(sys.argv[1])
+for line in open("/proc/net/tcp").readlines()[1:]:
+    local, state = line.split()[1], line.split()[3]
+    address, p = local.split(":")
+    if state == "0A" and int(p, 16) == port:
+        print(socket.inet_ntoa(struct.pack("<I", int(address, 16))))
+PY
+}
+CHECK="ComfyUI listens on 127.0.0.1:$COMFY_INTERNAL_PORT only"; check test "$(listeners "$COMFY_INTERNAL_PORT")" = 127.0.0.1
+CHECK="the API token opens ComfyUI's port and the board"
+check test "$(http_code -H "Authorization: Bearer $API_TOKEN" "http://127.0.0.1:$COMFY_PORT/system_stats")$(http_code -H "Authorization: Bearer $API_TOKEN" "http://127.0.0.1:$BOARD_PORT/status")" = 200200
+CHECK="the session key is sduser's alone (mode 600)"; check test "$(stat -c '%a %u' "$WS/.phoenix/session.key")" = "600 $sduser_uid"
+CHECK="no log line holds the API token"; check test "$(grep -c -- "$API_TOKEN" "$WORK/boot.log")" = 0
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+# Two host names, as RunPod gives each port its own: the board on 127.0.0.1, ComfyUI on 127.0.0.2.
+browser_login() {
+  (cd "$ROOT" && PHOENIX_PASSWORD="$PASSWORD" node --import tsx test/browser/cli.ts \
+    --board "http://127.0.0.1:$BOARD_PORT" --comfy "http://127.0.0.2:$COMFY_PORT")
+}
+CHECK="browser login: board, ComfyUI and its WebSocket, wrong password, sign-out"; check browser_login
+# -------------------------------------------------------------------------------------------------
 
 # Every process under tini, with its uid and umask.
 procs="$WORK/procs.txt"

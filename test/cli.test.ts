@@ -54,13 +54,22 @@ describe('phoenix CLI', () => {
     expect(result.stdout + result.stderr).not.toContain('cli-secret-token');
   });
 
+  it('refuses a short PHOENIX_PASSWORD at start with exit 2, naming it', async () => {
+    for (const command of ['board', 'up']) {
+      const result = await phoenix([command], { WORKSPACE: ws.dir, PHOENIX_PASSWORD: 'eleven-char', PHOENIX_PORT: String(await freePort()) });
+      expect(result.exitCode, command).toBe(2);
+      expect(result.stderr).toContain('PHOENIX_PASSWORD: must be at least 12 characters');
+      expect(result.stderr).not.toContain('eleven-char');
+    }
+  });
+
   it('adds a model through the running board and reads the status back', async () => {
     const port = await freePort();
     const env = { WORKSPACE: ws.dir, PHOENIX_PORT: String(port), PHOENIX_PASSWORD: 'cli-board-password' };
-    const config = await testConfig(env);
+    const config = await testConfig({ ...env, PHOENIX_API_TOKEN: 'cli-api-token-0123456789' });
     const conn = new Redis({ path: redis.socket, maxRetriesPerRequest: 1 });
     const queues = openQueues(conn, 'phoenix');
-    const board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port, host: '127.0.0.1' });
+    const board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port, comfyPort: 0, host: '127.0.0.1' });
     try {
       const added = await phoenix(['add', 'black-forest-labs/FLUX.1-demo/ae.safetensors', '--category', 'vae'], env);
       expect(added.exitCode, added.stderr).toBe(0);
@@ -75,9 +84,15 @@ describe('phoenix CLI', () => {
       expect(status.stdout).toMatch(/queued +black-forest-labs\/FLUX\.1-demo\/ae\.safetensors/);
       // Each model's files follow it, indented: here the one file, not resolved yet.
       expect(status.stdout).toMatch(/\n {6}queued +black-forest-labs\/FLUX\.1-demo\/ae\.safetensors {2}size unknown {2}sha256 not known yet$/);
+      // Scripts may use the API token instead of the password.
+      const byToken = await phoenix(['status', '--json'], { WORKSPACE: ws.dir, PHOENIX_PORT: String(port), PHOENIX_API_TOKEN: 'cli-api-token-0123456789' });
+      expect(byToken.exitCode, byToken.stderr).toBe(0);
+      expect(JSON.parse(byToken.stdout)).toMatchObject({ ready: false, comfyui: { auth: 'on' } });
+      const wrongToken = await phoenix(['status'], { WORKSPACE: ws.dir, PHOENIX_PORT: String(port), PHOENIX_API_TOKEN: 'not-the-api-token-at-all' });
+      expect(wrongToken.exitCode).not.toBe(0);
       const noPassword = await phoenix(['status'], { WORKSPACE: ws.dir, PHOENIX_PORT: String(port) });
       expect(noPassword.exitCode).toBe(2);
-      expect(noPassword.stderr).toContain('PHOENIX_PASSWORD: needed to call the running board');
+      expect(noPassword.stderr).toContain("PHOENIX_PASSWORD (or PHOENIX_API_TOKEN): needed to call the running board's API");
     } finally {
       await board.close();
       await queues.close();
@@ -164,7 +179,7 @@ describe('phoenix CLI', () => {
     const config = await testConfig(env);
     const conn = new Redis({ path: redis.socket, maxRetriesPerRequest: 1 });
     const queues = openQueues(conn, 'clitest');
-    const board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port, host: '127.0.0.1' });
+    const board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port, comfyPort: 0, host: '127.0.0.1' });
     try {
       const file = path.join(ws.dir, 'upscale.json');
       await writeFile(file, await renderWorkflow(WORKFLOW_FILES.sdxlUpscaleLegacy, hub.workflowVars));

@@ -24,9 +24,12 @@ export async function makeWorkspace(): Promise<Workspace> {
   return { dir, comfyDir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** Configuration as a pod would read it, from a plain environment (never the test runner's own). */
+/**
+ * Configuration as a pod would read it, from a plain environment (never the test runner's own),
+ * with an API token set, so a board started in the test process prints no generated one.
+ */
 export function testConfig(env: Record<string, string>): Promise<Config> {
-  return loadConfig({ PATH: process.env.PATH ?? '', COMFYUI_PYTHON: 'python3', ...env });
+  return loadConfig({ PATH: process.env.PATH ?? '', COMFYUI_PYTHON: 'python3', PHOENIX_API_TOKEN: 'test-api-token-0123456789', ...env });
 }
 
 /** A free TCP port on 127.0.0.1. */

@@ -8,7 +8,7 @@ const LAYERS = [
   ['lib'],
   ['workflows'],
   ['config'],
-  ['download', 'nodes', 'comfyui', 'mirror'],
+  ['download', 'nodes', 'comfyui', 'mirror', 'access'],
   ['organize', 'sources', 'fleet'],
   ['queue'],
   ['privacy'],

@@ -40,7 +40,7 @@ export class FleetBoardQueues {
   }
 
   async adapters(): Promise<BaseAdapter[]> {
-    const adapters: BaseAdapter[] = [new BullMQAdapter(this.fleet.fleet, { prefix: 'fleet/', delimiter: '/' })];
+    const adapters: BaseAdapter[] = [new BullMQAdapter(this.fleet.fleet, { prefix: 'fleet/', delimiter: '/', readOnlyMode: true })];
     for (const pod of await this.registry.list()) {
       for (const name of QUEUE_NAMES) {
         const key = `${pod.queuePrefix}:${name}`;
@@ -49,7 +49,7 @@ export class FleetBoardQueues {
           queue = new Queue(name, { connection: this.connection, prefix: pod.queuePrefix });
           this.queues.set(key, queue);
         }
-        adapters.push(new BullMQAdapter(queue, { prefix: `${pod.id}/`, delimiter: '/' }));
+        adapters.push(new BullMQAdapter(queue, { prefix: `${pod.id}/`, delimiter: '/', readOnlyMode: true }));
       }
     }
     return adapters;

@@ -35,7 +35,7 @@ export function createMetrics(parts: MetricsParts): Registry {
       registers: [registry],
       async collect() {
         const comfy = await pod.state.comfy(config.comfyui.port);
-        this.set(comfy.state === 'running' && (await isHealthy(config.comfyui.port)) ? 1 : 0);
+        this.set(comfy.state === 'running' && (await isHealthy(config.comfyui.listen.port)) ? 1 : 0);
       },
     });
     new Gauge({

@@ -2,7 +2,11 @@ import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import express, { type ErrorRequestHandler } from 'express';
+import express, { type RequestHandler } from 'express';
+import { Gate } from '../access/gate.js';
+import { loginRouter } from '../access/login.js';
+import { requireLogin } from '../access/middleware.js';
+import type { ThrottleOptions } from '../access/throttle.js';
 import type { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { PodCounters } from '../fleet/counters.js';
@@ -12,7 +16,8 @@ import { PrivacyStore } from '../privacy/store.js';
 import type { FleetQueues } from '../queue/fleet.js';
 import type { Queues } from '../queue/queues.js';
 import { apiRouter } from './api.js';
-import { basicAuth } from './auth.js';
+import { startComfyProxy, type RunningComfyProxy } from './comfy-proxy.js';
+import { jsonErrors } from './errors.js';
 import type { FleetBoardQueues } from './fleet-board.js';
 import { fleetApiRouter, fleetPage } from './fleet.js';
 import { createMetrics, metricsBearer, metricsHandler } from './metrics.js';
@@ -32,21 +37,28 @@ export interface BoardOptions {
   log: Logger;
   /** Port to listen on; defaults to PHOENIX_PORT (0 picks a free one). */
   port?: number;
+  /** Port of the ComfyUI login proxy (COMFYUI_AUTH=on); defaults to COMFYUI_PORT (0 picks a free one). */
+  comfyPort?: number;
   host?: string;
+  /** The login throttle's timing (tests lengthen its lockouts). */
+  loginThrottle?: ThrottleOptions;
 }
 
 export interface RunningBoard {
   url: string;
+  /** ComfyUI behind the login; undefined with COMFYUI_AUTH=off, or on a fleet board that is no pod. */
+  comfyUrl: string | undefined;
+  gate: Gate;
   close(): Promise<void>;
 }
 
 /**
- * Bull Board at /board/, /status, the API, /metrics and /healthz — all but /healthz behind Basic
- * auth (/metrics also answers `Authorization: Bearer $METRICS_TOKEN`). With `fleet`, the fleet
- * page and API too, and the board shows every pod's queues.
+ * Bull Board at /board/ (read-only), /status, the API, /metrics, the login routes and /healthz —
+ * all but /healthz and the login behind the gate (/metrics also answers `Authorization: Bearer
+ * $METRICS_TOKEN`). With `fleet`, the fleet page and API too, and the board shows every pod's queues.
  */
-export function createApp(options: BoardOptions): express.Express {
-  const { config, queues, pod, log, fleet } = options;
+export function createApp(options: BoardOptions & { gate: Gate }): express.Express {
+  const { config, queues, pod, log, fleet, gate } = options;
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {
@@ -60,13 +72,15 @@ export function createApp(options: BoardOptions): express.Express {
     }),
   );
   app.get('/metrics', metricsBearer(config.metricsToken, metrics));
-  app.use(basicAuth(config.server.username, config.server.password));
+  app.use(loginRouter(gate));
+  app.use(requireLogin(gate));
   app.get('/metrics', metrics);
 
   const board = new ExpressAdapter();
   board.setBasePath('/board');
   const bull = createBullBoard({
-    queues: queues && !fleet ? Object.values(queues.queue).map((q) => new BullMQAdapter(q)) : [],
+    // Read-only: job data steers the workers, so nobody edits, adds or retries jobs by hand.
+    queues: queues && !fleet ? Object.values(queues.queue).map((q) => new BullMQAdapter(q, { readOnlyMode: true })) : [],
     serverAdapter: board,
     options: {
       uiConfig: {
@@ -75,7 +89,7 @@ export function createApp(options: BoardOptions): express.Express {
       },
     },
   });
-  app.use('/board', board.getRouter());
+  app.use('/board', onlyReads, board.getRouter());
   app.get('/', (_req, res) => res.redirect(fleet && !queues ? '/fleet' : '/board/'));
   void fleet?.boardQueues.start(bull.replaceQueues);
 
@@ -95,41 +109,72 @@ export function createApp(options: BoardOptions): express.Express {
     app.use('/api/fleet', fleetApiRouter(fleet));
   }
 
-  const onError: ErrorRequestHandler = (err: Error & { status?: number; type?: string }, _req, res, _next) => {
-    if (err.type === 'entity.parse.failed') {
-      res.status(400).json({ error: 'invalid JSON', problems: [`body: ${err.message}`] });
-      return;
-    }
-    log.error({ err: err.message }, 'request failed');
-    res.status(err.status && err.status >= 400 && err.status < 500 ? err.status : 500).json({ error: err.message });
-  };
-  app.use(onError);
+  app.use(jsonErrors(log));
   return app;
 }
 
+/**
+ * Bull Board's read-only mode answers its queue routes 405 but lets "pause all" through as a
+ * no-op 200; this refuses every write the same way, whatever route a later version adds.
+ */
+const onlyReads: RequestHandler = (req, res, next) => {
+  if (req.method === 'GET' || req.method === 'HEAD') next();
+  else res.status(405).set('Allow', 'GET, HEAD').json({ error: 'the board is read-only; use the API (POST /api/models, /api/nodes)' });
+};
+
+/**
+ * The board process's servers: the board and API on PHOENIX_PORT and, for a pod with
+ * COMFYUI_AUTH=on, the login proxy on COMFYUI_PORT. Both share one Gate: one login, one throttle.
+ */
 export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   const { config, log } = options;
-  const app = createApp(options);
+  const host = options.host ?? '0.0.0.0';
+  const gate = await Gate.open({ config, log, ...(options.loginThrottle ? { throttle: options.loginThrottle } : {}) });
+  const app = createApp({ ...options, gate });
   const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(options.port ?? config.server.port, options.host ?? '0.0.0.0', (err?: Error) => (err ? reject(err) : resolve(s)));
+    const s = app.listen(options.port ?? config.server.port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
   const url = `http://127.0.0.1:${port}`;
-  log.info({ url: `${url}/board/`, username: config.server.username }, 'Bull Board, /status and the API are up');
-  if (config.server.passwordGenerated) {
-    // Written past the logger on purpose: the logger redacts this value everywhere else.
-    process.stdout.write(
-      `\nPhoenix board: ${url}/board/  user: ${config.server.username}  password: ${config.server.password}\n` +
-        `(generated for this start; set PHOENIX_PASSWORD to choose one)\n\n`,
-    );
+  const servesPod = options.queues !== undefined && options.pod !== undefined;
+  let comfy: RunningComfyProxy | undefined;
+  try {
+    if (servesPod && config.comfyui.auth === 'on') {
+      comfy = await startComfyProxy({ config, gate, log, port: options.comfyPort ?? config.comfyui.port, host });
+    }
+  } catch (err) {
+    server.close();
+    server.closeAllConnections();
+    throw err;
   }
+  log.info({ url: `${url}/board/`, username: config.server.username }, 'Bull Board, /status and the API are up');
+  if (servesPod && config.comfyui.auth === 'off') {
+    log.warn({ port: config.comfyui.port }, 'COMFYUI_AUTH=off: ComfyUI\'s port asks for no login; anyone who reaches it can run workflows and upload files');
+  }
+  announceGenerated(config, url);
   return {
     url,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    comfyUrl: comfy?.url,
+    gate,
+    close: async () => {
+      await Promise.all([
+        comfy?.close(),
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+      ]);
+    },
   };
+}
+
+/** Generated credentials, shown once. Written past the logger on purpose: it redacts these values everywhere else. */
+function announceGenerated(config: Config, url: string): void {
+  const lines = [
+    ...(config.server.passwordGenerated ? [`Phoenix login: ${url}/login  user: ${config.server.username}  password: ${config.server.password}`] : []),
+    ...(config.server.apiTokenGenerated ? [`API token (Authorization: Bearer …): ${config.server.apiToken}`] : []),
+  ];
+  if (lines.length === 0) return;
+  process.stdout.write(`\n${lines.join('\n')}\n(generated for this start; set PHOENIX_PASSWORD and PHOENIX_API_TOKEN to choose them)\n\n`);
 }

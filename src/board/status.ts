@@ -73,7 +73,8 @@ export interface NodeStatus {
 
 export interface PodStatus {
   ready: boolean;
-  comfyui: Omit<ComfyStatus, 'updatedAt'>;
+  /** `port` is the public one; `auth` says whether it asks for Phoenix's login (COMFYUI_AUTH). */
+  comfyui: Omit<ComfyStatus, 'updatedAt'> & { auth: 'on' | 'off' };
   models: ModelStatus[];
   nodes: NodeStatus[];
   workflows: WorkflowStatus[];
@@ -102,8 +103,9 @@ export async function podStatus(config: Config, queues: Queues, pod: PodState): 
     privacyStatus(config, new PrivacyStore(queues, config)),
     pod.isolation(),
   ]);
-  const ready = comfy.state === 'running' && (await isHealthy(config.comfyui.port));
-  const { updatedAt: _updatedAt, ...comfyui } = comfy;
+  const ready = comfy.state === 'running' && (await isHealthy(config.comfyui.listen.port));
+  const { updatedAt: _updatedAt, ...state } = comfy;
+  const comfyui = { ...state, port: config.comfyui.port, auth: config.comfyui.auth };
   return { ready, comfyui, models, nodes, workflows, queues: counts, disk, gpus, versions, privacy, isolation };
 }
 

@@ -11,7 +11,11 @@ import type { ComfyState, ComfyStatus } from './pod-state.js';
 export interface ComfyProcessOptions {
   python: string;
   comfyuiDir: string;
+  /** Where ComfyUI listens: an address (127.0.0.1 behind Phoenix's login), or null for every interface. */
+  host: string | null;
   port: number;
+  /** The variable that sets `port`, named when the port is taken. */
+  portVariable: string;
   /** Where ComfyUI's pid is kept, so a start after a crash stops the ComfyUI left behind. */
   pidFile: string;
   /** Already scrubbed of secrets by the configuration. */
@@ -67,7 +71,7 @@ export class ComfyProcess {
 
   /**
    * Starts ComfyUI (once) and resolves when it answers its health check. `flags` come after
-   * `--listen --port N`: GPU-derived ones, then COMFY_ARGS.
+   * `--listen [host] --port N`: GPU-derived ones, then COMFY_ARGS.
    */
   start(flags: readonly string[]): Promise<void> {
     if (!this.ready) this.flags = flags;
@@ -114,7 +118,7 @@ export class ComfyProcess {
 
   private async launch(): Promise<void> {
     await this.report(this.restarts === 0 ? 'starting' : 'restarting');
-    const { python, comfyuiDir, port, env, log } = this.options;
+    const { python, comfyuiDir, host, port, env, log } = this.options;
     const flags = this.flags;
     const main = path.join(comfyuiDir, 'main.py');
     const leftover = await this.pidFile.stopLeftover(main);
@@ -123,12 +127,12 @@ export class ComfyProcess {
     // cannot bind it, so it is refused before starting anything.
     if (await portTaken(port)) {
       this.error =
-        `port ${port} (COMFYUI_PORT) is already taken by another process, perhaps another ComfyUI; ` +
-        'stop it or choose another COMFYUI_PORT';
+        `port ${port} (${this.options.portVariable}) is already taken by another process, perhaps another ComfyUI; ` +
+        `stop it or choose another ${this.options.portVariable}`;
       await this.report('failed');
       throw new Error(this.error);
     }
-    const args = [main, '--listen', '--port', String(port), ...flags];
+    const args = [main, '--listen', ...(host ? [host] : []), '--port', String(port), ...flags];
     log.info({ python, args, user: this.options.runAs?.status.user ?? null }, 'starting ComfyUI');
     this.startedAt = Date.now();
     const command = this.options.runAs ? await this.options.runAs.command(python, args, env) : { file: python, args };

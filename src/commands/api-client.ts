@@ -5,15 +5,16 @@ export interface ApiAnswer<T = unknown> {
   body: T;
 }
 
-/** Calls the running board's API on this pod with the configured login. */
+/** Calls the running board's API on this pod: with PHOENIX_API_TOKEN when set, else the login. */
 export async function callApi<T = unknown>(config: Config, route: string, init: RequestInit = {}): Promise<ApiAnswer<T>> {
-  if (config.server.passwordGenerated) throw new ConfigError(['PHOENIX_PASSWORD: needed to call the running board\'s API']);
-  const res = await fetch(`http://127.0.0.1:${config.server.port}${route}`, {
+  const { server } = config;
+  let authorization: string;
+  if (!server.apiTokenGenerated) authorization = `Bearer ${server.apiToken}`;
+  else if (!server.passwordGenerated) authorization = `Basic ${Buffer.from(`${server.username}:${server.password}`).toString('base64')}`;
+  else throw new ConfigError(["PHOENIX_PASSWORD (or PHOENIX_API_TOKEN): needed to call the running board's API"]);
+  const res = await fetch(`http://127.0.0.1:${server.port}${route}`, {
     ...init,
-    headers: {
-      authorization: `Basic ${Buffer.from(`${config.server.username}:${config.server.password}`).toString('base64')}`,
-      'content-type': 'application/json',
-    },
+    headers: { authorization, 'content-type': 'application/json' },
   });
   return { status: res.status, body: (await res.json().catch(() => null)) as T };
 }

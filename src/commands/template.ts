@@ -49,8 +49,10 @@ interface TemplateVariable {
  * default (a generated password, no models, …).
  */
 const BASIC_VARIABLES: readonly TemplateVariable[] = [
-  { key: 'PHOENIX_USERNAME', value: 'admin', meaning: 'login for the board, /status and the API (port 8189)' },
-  { key: 'PHOENIX_PASSWORD', value: '', meaning: 'its password (≥ 8 characters); empty: generated and shown once in the log', secret: true },
+  { key: 'PHOENIX_USERNAME', value: 'admin', meaning: 'the one login for ComfyUI (port 8188), the board, /status and the API (port 8189)' },
+  { key: 'PHOENIX_PASSWORD', value: '', meaning: 'its password (≥ 12 characters); empty: generated and shown once in the log', secret: true },
+  { key: 'PHOENIX_API_TOKEN', value: '', meaning: 'token for scripts (Authorization: Bearer …, ≥ 16 characters); empty: generated and shown once in the log', secret: true },
+  { key: 'COMFYUI_AUTH', value: 'on', meaning: 'on: ComfyUI asks for the login above; off: ComfyUI\'s port is open to anyone with its address' },
   { key: 'FB_USERNAME', value: 'admin', meaning: 'FileBrowser login (port 8080)' },
   { key: 'FB_PASSWORD', value: '', meaning: 'its password (≥ 12 characters); empty: generated and shown once in the log', secret: true },
   { key: 'CIVITAI_TOKEN', value: '', meaning: 'CivitAI API key, for models that need a login', secret: true },
@@ -74,7 +76,7 @@ const BASIC_VARIABLES: readonly TemplateVariable[] = [
 export function buildTemplate(inputs: TemplateInputs = {}): RunPodTemplate {
   const ports = inputs.ports ?? { comfyui: 8188, phoenix: 8189, filebrowser: 8080 };
   const portVariables: TemplateVariable[] = [
-    { key: 'COMFYUI_PORT', value: String(ports.comfyui), meaning: 'ComfyUI' },
+    { key: 'COMFYUI_PORT', value: String(ports.comfyui), meaning: 'ComfyUI, behind the login' },
     { key: 'PHOENIX_PORT', value: String(ports.phoenix), meaning: 'Bull Board, /status and the API' },
     { key: 'FILEBROWSER_PORT', value: String(ports.filebrowser), meaning: 'FileBrowser over /workspace' },
   ];
@@ -104,8 +106,13 @@ function templateReadme(variables: readonly TemplateVariable[], ports: { comfyui
     'then starts ComfyUI. Progress and every queue are on the board.',
     '',
     `- ComfyUI: port ${ports.comfyui}`,
-    `- Bull Board: port ${ports.phoenix}, path /board/ (status: /status); Basic auth PHOENIX_USERNAME / PHOENIX_PASSWORD`,
-    `- FileBrowser over /workspace: port ${ports.filebrowser}`,
+    `- Bull Board: port ${ports.phoenix}, path /board/ (status: /status, read-only board)`,
+    `- FileBrowser over /workspace: port ${ports.filebrowser}, its own login FB_USERNAME / FB_PASSWORD`,
+    '',
+    `ComfyUI and the board ask for one login, PHOENIX_USERNAME / PHOENIX_PASSWORD: a sign-in page in the`,
+    `browser (each port's address signs in once; Sign out at /login), Basic auth or`,
+    '`Authorization: Bearer <PHOENIX_API_TOKEN>` for scripts. Left empty, the password and the token',
+    'are generated and printed once in the log. COMFYUI_AUTH=off opens ComfyUI\'s port to anyone.',
     '',
     'Put tokens and passwords in RunPod secrets and refer to them as `{{ RUNPOD_SECRET_<name> }}`;',
     'never type them into a shared template.',

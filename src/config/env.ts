@@ -8,6 +8,7 @@ export const SECRET_VARIABLES = [
   'HUGGINGFACE_TOKEN',
   'HUGGING_FACE_HUB_TOKEN',
   'PHOENIX_PASSWORD',
+  'PHOENIX_API_TOKEN',
   'FB_PASSWORD',
   'FILEBROWSER_PASSWORD',
   'RUNPOD_API_KEY',
@@ -54,12 +55,20 @@ export const EnvSchema = z.object({
   COMFYUI_DIR: z.string().min(1).optional(),
   COMFYUI_PYTHON: z.string().min(1).default('python3'),
   COMFYUI_PORT: int(1, 65535).default(8188),
+  COMFYUI_AUTH: z
+    .string()
+    .transform((v) => v.toLowerCase())
+    .pipe(z.enum(['on', 'off'], { error: 'must be on or off' }))
+    .default('on'),
+  COMFYUI_INTERNAL_PORT: int(1, 65535).optional(),
   COMFY_ARGS: z.string().default(''),
   COMFYUI_USER: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a user name (lowercase letters, digits, "_" and "-")').optional(),
   COMFYUI_WAIT_FOR: z.enum(['all', 'nodes', 'none'], { error: 'must be all, nodes or none' }).default('all'),
   PHOENIX_PORT: int(1, 65535).default(8189),
   PHOENIX_USERNAME: z.string().min(1).default('admin'),
-  PHOENIX_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
+  PHOENIX_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
+  PHOENIX_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  PHOENIX_TRUSTED_PROXIES: list.default(['loopback']),
   FB_USERNAME: z.string().min(1).default('admin'),
   FB_PASSWORD: z.string().min(12, 'must be at least 12 characters (FileBrowser refuses shorter ones)').optional(),
   FILEBROWSER_PORT: int(1, 65535).default(8080),
@@ -74,6 +83,8 @@ export const EnvSchema = z.object({
   GDRIVE_USERCONTENT_URL: urlVar.default('https://drive.usercontent.google.com'),
   RUNPOD_API_KEY: z.string().min(1).optional(),
   RUNPOD_API_BASE_URL: urlVar.default('https://api.runpod.io'),
+  /** Set by RunPod; names this pod's proxy host names (`<id>-<port>.proxy.runpod.net`). */
+  RUNPOD_POD_ID: z.string().min(1).optional(),
   CIVITAI_MODELS: list.default([]),
   CIVITAI_CHECKPOINTS_TO_DOWNLOAD: list.default([]),
   CIVITAI_LORAS_TO_DOWNLOAD: list.default([]),
@@ -108,7 +119,6 @@ export const EnvSchema = z.object({
   // Fleet: one shared Redis (or Redis Cluster) and one S3-compatible model mirror for many pods.
   REDIS_CLUSTER: z.string().optional(),
   PHOENIX_POD_ID: z.string().regex(POD_ID, 'must be 1-63 letters, digits, dots, dashes or underscores').optional(),
-  RUNPOD_POD_ID: z.string().min(1).optional(),
   HOSTNAME: z.string().min(1).optional(),
   PHOENIX_POD_LABELS: z.string().optional(),
   PHOENIX_FLEET: bool.default(false),
@@ -134,6 +144,7 @@ const FILE_SECRETS = [
   'CIVITAI_TOKEN',
   'HF_TOKEN',
   'PHOENIX_PASSWORD',
+  'PHOENIX_API_TOKEN',
   'FB_PASSWORD',
   'PHOENIX_WEBHOOK_SECRET',
   'AWS_ACCESS_KEY_ID',

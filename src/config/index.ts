@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { z } from 'zod';
 import { urlSecrets } from '../lib/url-credentials.js';
+import { accessProblems, comfyListen, type ComfyListen } from './access.js';
 import { EnvSchema, foldEnvironment, scrubEnvironment } from './env.js';
 import { ConfigError } from './errors.js';
 import { fleetConfig, mirrorConfig, redisCluster, type FleetConfig, type MirrorConfig, type RedisNode } from './fleet.js';
@@ -13,6 +14,7 @@ import { nodeNameFromUrl, parseNodeSpec, splitNodeUrl, splitRegistryNode, type N
 import { readWorkflowSource, sourcesFromLocations, type WorkflowSource } from './workflow-load.js';
 import { WorkflowCatalog, type WorkflowRecord } from './workflows.js';
 
+export type { ComfyListen } from './access.js';
 export { SECRET_VARIABLES } from './env.js';
 export { ConfigError } from './errors.js';
 export type { ConfiguredModel } from './model-spec.js';
@@ -26,7 +28,12 @@ export interface Config {
   comfyui: {
     dir: string;
     python: string;
+    /** The public port: Phoenix's login proxy with auth on, ComfyUI itself with auth off. */
     port: number;
+    /** `on`: COMFYUI_PORT asks for Phoenix's login; `off`: it is ComfyUI, open to whoever reaches it. */
+    auth: 'on' | 'off';
+    /** Where ComfyUI itself listens. */
+    listen: ComfyListen;
     args: readonly string[];
     waitFor: 'all' | 'nodes' | 'none';
     /** COMFYUI_USER: the user ComfyUI, git, pip, install.py and custom nodes run as; undefined: Phoenix's own. */
@@ -35,7 +42,17 @@ export interface Config {
     env: Readonly<Record<string, string>>;
   };
   privacy: PrivacyConfig;
-  server: { port: number; username: string; password: string; passwordGenerated: boolean };
+  server: {
+    port: number;
+    username: string;
+    password: string;
+    passwordGenerated: boolean;
+    /** Bearer token for scripts (PHOENIX_API_TOKEN), generated when unset. */
+    apiToken: string;
+    apiTokenGenerated: boolean;
+    /** Peers whose X-Forwarded-For is believed (proxy-addr names, addresses, CIDR ranges). */
+    trustedProxies: readonly string[];
+  };
   filebrowser: { port: number; username: string; password: string; passwordGenerated: boolean };
   redisUrl: string | undefined;
   /** Nodes of a Redis Cluster (REDIS_CLUSTER); REDIS_URL then gives only the password and TLS. */
@@ -52,7 +69,7 @@ export interface Config {
   modelsRoot: string;
   tokens: { civitai: string | undefined; hf: string | undefined };
   /** RunPod's API, for `phoenix template --deploy`. */
-  runpod: { apiKey: string | undefined; baseUrl: string };
+  runpod: { apiKey: string | undefined; baseUrl: string; podId: string | undefined };
   endpoints: { civitai: string; hf: string; gdrive: string; gdriveUsercontent: string; registry: string; github: string };
   /** Every model: environment, manifest, then what workflows add (each file once). */
   models: readonly ConfiguredModel[];
@@ -136,6 +153,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = 
     ...sourcesFromLocations(options.extraWorkflows ?? [], () => '--workflow', taken, endpoints),
   );
   checkNodeNames(nodes, problems);
+  accessProblems(e, splitArgs(e.COMFY_ARGS), problems);
   const catalog = new WorkflowCatalog(endpoints, models, nodes);
   for (const source of workflowSources) {
     const needs = await readWorkflowSource(source, fetchText, problems);
@@ -292,8 +310,9 @@ function assemble(
         ? path.join(workspace, 'storage')
         : undefined;
   const password = e.PHOENIX_PASSWORD ?? generatePassword();
+  const apiToken = e.PHOENIX_API_TOKEN ?? generateToken();
   const fbPassword = e.FB_PASSWORD ?? generatePassword();
-  const secrets = collectSecrets(e, [password, fbPassword], parts.models, parts.nodes);
+  const secrets = collectSecrets(e, [password, apiToken, fbPassword], parts.models, parts.nodes);
   return {
     workspace,
     stateDir: path.join(workspace, '.phoenix'),
@@ -301,6 +320,8 @@ function assemble(
       dir: comfyDir,
       python: e.COMFYUI_PYTHON,
       port: e.COMFYUI_PORT,
+      auth: e.COMFYUI_AUTH,
+      listen: comfyListen(e),
       args: splitArgs(e.COMFY_ARGS),
       waitFor: e.COMFYUI_WAIT_FOR,
       user: e.COMFYUI_USER,
@@ -315,7 +336,15 @@ function assemble(
       allow: e.PRIVACY_ALLOW.map(normalizeHost),
       deny: e.PRIVACY_DENY.map(normalizeHost),
     },
-    server: { port: e.PHOENIX_PORT, username: e.PHOENIX_USERNAME, password, passwordGenerated: !e.PHOENIX_PASSWORD },
+    server: {
+      port: e.PHOENIX_PORT,
+      username: e.PHOENIX_USERNAME,
+      password,
+      passwordGenerated: !e.PHOENIX_PASSWORD,
+      apiToken,
+      apiTokenGenerated: !e.PHOENIX_API_TOKEN,
+      trustedProxies: e.PHOENIX_TRUSTED_PROXIES,
+    },
     filebrowser: { port: e.FILEBROWSER_PORT, username: e.FB_USERNAME, password: fbPassword, passwordGenerated: !e.FB_PASSWORD },
     redisUrl: e.REDIS_URL,
     redisCluster: parts.redisCluster,
@@ -325,7 +354,7 @@ function assemble(
     persistentStorage,
     modelsRoot: persistentStorage ? path.join(persistentStorage, 'models') : path.join(comfyDir, 'models'),
     tokens: { civitai: e.CIVITAI_TOKEN, hf: e.HF_TOKEN },
-    runpod: { apiKey: e.RUNPOD_API_KEY, baseUrl: e.RUNPOD_API_BASE_URL },
+    runpod: { apiKey: e.RUNPOD_API_KEY, baseUrl: e.RUNPOD_API_BASE_URL, podId: e.RUNPOD_POD_ID },
     endpoints: parts.endpoints,
     models: parts.models,
     nodes: parts.nodes,
@@ -360,8 +389,14 @@ function redisPassword(url: string | undefined): string[] {
   }
 }
 
+/** 24 characters (144 bits). */
 function generatePassword(): string {
   return randomBytes(18).toString('base64url');
+}
+
+/** 43 characters (256 bits). */
+function generateToken(): string {
+  return randomBytes(32).toString('base64url');
 }
 
 function deepFreeze<T>(value: T): Readonly<T> {

@@ -32,12 +32,12 @@ export function isMissing(err: unknown): boolean {
 
 /**
  * Writes a temp file beside `file` and renames it over, so a reader sees the old or the new text,
- * never half. `mode` (default 0666 less the umask) is the file's from its first byte.
+ * never half. `mode` applies from the first byte (a secret is never readable by others, even briefly).
  */
-export async function writeFileAtomically(file: string, text: string, mode?: number): Promise<void> {
+export async function writeFileAtomically(file: string, text: string | Buffer, options: { mode?: number } = {}): Promise<void> {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await writeFile(tmp, text, mode !== undefined ? { mode } : {});
+    await writeFile(tmp, text, options.mode === undefined ? {} : { mode: options.mode });
     await rename(tmp, file);
   } finally {
     await rm(tmp, { force: true });

@@ -171,7 +171,7 @@ export class VerifiedRecord {
       const data = (await this.load()) ?? (await this.setAside());
       change(data);
       await mkdir(this.modelsRoot, { recursive: true });
-      await writeFileAtomically(this.file, JSON.stringify(data, null, 1), 0o600);
+      await writeFileAtomically(this.file, JSON.stringify(data, null, 1), { mode: 0o600 });
     });
   }
 }

@@ -43,7 +43,7 @@ export async function produce(options: ProduceOptions): Promise<ProduceResult> {
     if (service) {
       const state = await service.getState();
       const finished = state === 'completed' || state === 'failed';
-      if (!finished || (await (options.isComfyHealthy ?? (() => isHealthy(config.comfyui.port)))())) {
+      if (!finished || (await (options.isComfyHealthy ?? (() => isHealthy(config.comfyui.listen.port)))())) {
         log.info({ state }, 'this start is already provisioned or provisioning: nothing to enqueue');
         return { action: 'unchanged', jobIds: [] };
       }

@@ -41,7 +41,7 @@ export async function workflowStatuses(config: Config, queues: Queues, pod: PodS
   if (records.length === 0) return [];
   const [comfy, models, nodes] = await Promise.all([pod.comfy(config.comfyui.port), modelFacts(queues), nodeFacts(queues)]);
   const loaded = comfy.state === 'running' && comfy.startedAt !== null && [...nodes.values()].every((n) => n.finishedOn <= comfy.startedAt!);
-  const installedTypes = loaded ? await installedNodeTypes(config.comfyui.port, `${comfy.pid}:${comfy.startedAt}`) : undefined;
+  const installedTypes = loaded ? await installedNodeTypes(config.comfyui.listen.port, `${comfy.pid}:${comfy.startedAt}`) : undefined;
   const index = new FileIndex();
   for (const m of models.values()) if (m.folder && m.name) index.add(m.folder, m.name);
 

@@ -83,7 +83,9 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
   const comfy = new ComfyProcess({
     python: config.comfyui.python,
     comfyuiDir: config.comfyui.dir,
-    port: config.comfyui.port,
+    host: config.comfyui.listen.host,
+    port: config.comfyui.listen.port,
+    portVariable: config.comfyui.listen.variable,
     pidFile: path.join(config.stateDir, 'comfyui.pid'),
     env: comfyEnv,
     runAs,

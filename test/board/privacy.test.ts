@@ -25,7 +25,7 @@ describe('privacy control through the board', () => {
   const auth = { authorization: `Basic ${Buffer.from('admin:privacy-board-pw').toString('base64')}` };
   const prefix = 'phoenix';
 
-  const start = async () => startBoard({ config, queues, pod: new PodState(conn, prefix), log: silentLog, port: Number(env.PHOENIX_PORT), host: '127.0.0.1' });
+  const start = async () => startBoard({ config, queues, pod: new PodState(conn, prefix), log: silentLog, port: Number(env.PHOENIX_PORT), comfyPort: 0, host: '127.0.0.1' });
   const post = (route: string, body?: unknown) =>
     fetch(`${board.url}${route}`, {
       method: 'POST',
@@ -168,7 +168,7 @@ describe('privacy control through the board', () => {
 
   it('refuses changes while privacy is off, saying so', async () => {
     const offEnv = { ...env, PHOENIX_PORT: String(await freePort()), PRIVACY_ENABLED: 'false' };
-    const off = await startBoard({ config: await testConfig(offEnv), queues, pod: new PodState(conn, prefix), log: silentLog, port: Number(offEnv.PHOENIX_PORT), host: '127.0.0.1' });
+    const off = await startBoard({ config: await testConfig(offEnv), queues, pod: new PodState(conn, prefix), log: silentLog, port: Number(offEnv.PHOENIX_PORT), comfyPort: 0, host: '127.0.0.1' });
     try {
       const res = await fetch(`${off.url}/api/privacy/lockdown`, { method: 'POST', headers: auth });
       expect(res.status).toBe(409);

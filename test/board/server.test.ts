@@ -21,7 +21,7 @@ describe('board server', () => {
     const config = await testConfig({ WORKSPACE: ws.dir, PHOENIX_PASSWORD: 'board-password-1' });
     conn = new Redis({ path: redis.socket, maxRetriesPerRequest: 1 });
     queues = openQueues(conn, `board${process.pid}`);
-    board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port: 0, host: '127.0.0.1' });
+    board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port: 0, comfyPort: 0, host: '127.0.0.1' });
   });
   afterAll(async () => {
     await board.close();
@@ -59,11 +59,35 @@ describe('board server', () => {
     expect(names).toEqual(['download', 'nodes', 'organize', 'service', 'webhooks']);
   });
 
+  it('shows the queues read-only: every write answers 405 and changes nothing', async () => {
+    const queuesApi = (await (await fetch(`${board.url}/board/api/queues`, { headers: auth })).json()) as { queues: { readOnlyMode: boolean }[] };
+    expect(queuesApi.queues.length).toBeGreaterThanOrEqual(4);
+    expect(queuesApi.queues.every((q) => q.readOnlyMode)).toBe(true);
+    const writes: [string, string][] = [
+      ['PUT', '/board/api/queues/download/pause'],
+      ['PUT', '/board/api/queues/pause'],
+      ['POST', '/board/api/queues/download/add'],
+      ['PUT', '/board/api/queues/download/clean/completed'],
+      ['PATCH', '/board/api/queues/download/some-job/update-data'],
+      ['PUT', '/board/api/queues/download/obliterate'],
+    ];
+    for (const [method, route] of writes) {
+      const res = await fetch(`${board.url}${route}`, {
+        method,
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'download-model', data: { id: '../../x' } }),
+      });
+      expect(res.status, `${method} ${route}`).toBe(405);
+    }
+    expect(await queues.queue.download.isPaused()).toBe(false);
+    expect(await queues.queue.download.count()).toBe(0);
+  });
+
   it('reports the documented /status shape', async () => {
     const s = (await (await fetch(`${board.url}/status`, { headers: auth })).json()) as Record<string, unknown>;
     expect(s).toMatchObject({
       ready: false,
-      comfyui: { state: 'waiting', pid: null, port: 8188, restarts: 0 },
+      comfyui: { state: 'waiting', pid: null, port: 8188, restarts: 0, auth: 'on' },
       models: [],
       nodes: [],
       workflows: [],

@@ -102,7 +102,9 @@ describe.runIf(CAN_SWITCH_USERS)('a hostile custom node under COMFYUI_USER', () 
     comfy = new ComfyProcess({
       python: 'python3',
       comfyuiDir: config.comfyui.dir,
-      port: config.comfyui.port,
+      host: config.comfyui.listen.host,
+      port: config.comfyui.listen.port,
+      portVariable: config.comfyui.listen.variable,
       pidFile: path.join(config.stateDir, 'comfyui.pid'),
       env: config.comfyui.env,
       runAs,

@@ -33,6 +33,7 @@ describe('supervisord.conf', () => {
     await chmod(path.join(bin, 'phoenix'), 0o755);
     await mkdir(path.join(ws.dir, '.phoenix'), { mode: 0o700 });
     const port = await freePort();
+    const comfyPort = await freePort();
     const logFile = path.join(ws.dir, 'supervisord.log');
     const logFd = openSync(logFile, 'a');
     const password = 'supervised-password';
@@ -45,7 +46,7 @@ describe('supervisord.conf', () => {
         WORKSPACE: ws.dir,
         PHOENIX_PORT: String(port),
         PHOENIX_PASSWORD: password,
-        COMFYUI_PORT: String(await freePort()),
+        COMFYUI_PORT: String(comfyPort),
         PROVISION_URL: await writeManifest(`[models.checkpoints]\nsd = "${hub.url('/m/sd.safetensors')}"\n`, ws.dir),
       },
       stdio: ['ignore', logFd, logFd],
@@ -67,6 +68,10 @@ describe('supervisord.conf', () => {
     expect(createHash('sha256').update(await readFile(status.models[0]!.path)).digest('hex')).toBe(
       createHash('sha256').update(model).digest('hex'),
     );
+
+    // ComfyUI's port is the board program's login proxy in front of ComfyUI on 127.0.0.1.
+    expect((await fetch(`http://127.0.0.1:${comfyPort}/system_stats`)).status).toBe(401);
+    expect((await fetch(`http://127.0.0.1:${comfyPort}/system_stats`, { headers: auth })).status).toBe(200);
 
     const programs = await execa('supervisorctl', ['-c', path.join(REPO_ROOT, 'supervisord.conf'), 'status'], {
       env: { WORKSPACE: ws.dir },

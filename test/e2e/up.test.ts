@@ -99,6 +99,10 @@ headers = { "Authorization" = "${HEADER_SECRET}" }
       throw new Error(`${err.message}\n--- phoenix output ---\n${first.output().slice(-3000)}`);
     });
 
+    // ComfyUI answers on its public port through the login only.
+    expect((await fetch(`http://127.0.0.1:${env.COMFYUI_PORT}/system_stats`)).status).toBe(401);
+    expect((await fetch(`http://127.0.0.1:${env.COMFYUI_PORT}/system_stats`, { headers: auth })).status).toBe(200);
+
     // Every model verified in its folder before ComfyUI started.
     expect(ready.models.map((m) => [m.name, m.category, m.state]).sort()).toEqual([
       ['ae.safetensors', 'vae', 'ready'],

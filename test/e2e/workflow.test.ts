@@ -91,7 +91,7 @@ describe('phoenix up from a workflow alone', () => {
     expect(ready.comfyui.restarts).toBe(0);
     const runs = (await readFile(path.join(ws.comfyDir, 'standin-runs.jsonl'), 'utf8')).trim().split('\n');
     expect(runs).toHaveLength(1);
-    const types = Object.keys((await (await fetch(`http://127.0.0.1:${comfyPort}/object_info`)).json()) as object);
+    const types = Object.keys((await (await fetch(`http://127.0.0.1:${comfyPort}/object_info`, { headers: auth })).json()) as object);
     expect(types).toEqual(expect.arrayContaining(['ImageResizeKJv2', 'SmartSharpen', 'UNETLoader']));
     expect(types).not.toContain('SmartBlur');
 

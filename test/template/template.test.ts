@@ -64,8 +64,13 @@ describe('RunPod template', () => {
     });
     const env = Object.fromEntries(t.env.map((e) => [e.key, e.value]));
     expect(env).toMatchObject({ PHOENIX_USERNAME: 'admin', FB_USERNAME: 'admin', COMFYUI_WAIT_FOR: 'all', DOWNLOAD_CONCURRENCY: '3', FILEBROWSER_PORT: '8080' });
-    for (const secret of ['PHOENIX_PASSWORD', 'FB_PASSWORD', 'CIVITAI_TOKEN', 'HF_TOKEN']) expect(env[secret]).toBe('');
+    for (const secret of ['PHOENIX_PASSWORD', 'PHOENIX_API_TOKEN', 'FB_PASSWORD', 'CIVITAI_TOKEN', 'HF_TOKEN']) expect(env[secret]).toBe('');
     expect(t.readme).toContain('CIVITAI_MODELS');
+    // The login covers ComfyUI too, and the template says what it takes.
+    expect(env.COMFYUI_AUTH).toBe('on');
+    expect(t.readme).toMatch(/\| PHOENIX_PASSWORD \| its password \(≥ 12 characters\)/);
+    expect(t.readme).toContain('ComfyUI and the board ask for one login');
+    expect(t.readme).toMatch(/\| PHOENIX_API_TOKEN \| token for scripts .*\| \(secret\) \|/);
     expect(buildTemplate({ imageName: 'ghcr.io/me/phoenix:1.2.3' }).imageName).toBe('ghcr.io/me/phoenix:1.2.3');
   });
 

@@ -103,7 +103,10 @@ detail = "${server.url('/dl/lora')}"
     // ComfyUI started after the files were in place.
     const run = JSON.parse((await readFile(path.join(ws.comfyDir, 'standin-runs.jsonl'), 'utf8')).trim().split('\n')[0]!);
     expect(run.started * 1000).toBeGreaterThan((await stat(goodPath)).mtimeMs);
-    expect(run.argv).toEqual(expect.arrayContaining(['--listen', '--port', String(config.comfyui.port), '--cpu']));
+    // Behind the login: on 127.0.0.1 and the internal port, never the public one.
+    expect(run.argv.slice(1, 5)).toEqual(['--listen', '127.0.0.1', '--port', String(config.comfyui.listen.port)]);
+    expect(config.comfyui.listen.port).not.toBe(config.comfyui.port);
+    expect(run.argv).toContain('--cpu');
 
     const again = await produce({ config, queues, connection: conn, log: silentLog });
     expect(again).toEqual({ action: 'unchanged', jobIds: [] });
@@ -253,14 +256,14 @@ url = "${server.url('/dl/lora')}"
     });
     await new Promise<void>((resolve) => foreign.listen(port, '127.0.0.1', resolve));
     try {
-      const { ws, config, conn, queues } = await boot({ COMFYUI_PORT: String(port) });
+      const { ws, config, conn, queues } = await boot({ COMFYUI_INTERNAL_PORT: String(port) });
       await produce({ config, queues, connection: conn, log: silentLog });
       const pod = new PodState(conn, queues.prefix);
       const failed = await eventually(async () => {
         const c = await pod.comfy(config.comfyui.port);
         return c.state === 'failed' ? c : undefined;
       }, 30_000, 'ComfyUI reported failed');
-      expect(failed.error).toMatch(new RegExp(`port ${port} \\(COMFYUI_PORT\\) is already taken`));
+      expect(failed.error).toMatch(new RegExp(`port ${port} \\(COMFYUI_INTERNAL_PORT\\) is already taken`));
       const status = await podStatus(config, queues, pod);
       expect(status.ready).toBe(false);
       // The stand-in was never started.
