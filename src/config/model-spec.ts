@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isGoogleDriveLink, type DriveEndpoints } from '../lib/gdrive.js';
-import { isPlainName, shortHash, slug } from '../lib/names.js';
+import { nameProblem, shortHash, slug } from '../lib/names.js';
 import { normalizeFolder, type ModelFolder } from './folders.js';
 
 /**
@@ -13,8 +13,16 @@ const Sha256 = z
   .regex(/^[a-fA-F0-9]{64}$/, 'must be 64 hex characters')
   .transform((s) => s.toLowerCase());
 
+/**
+ * Bounds on what a request may hold: every text is kept and compared as text (ids are never turned
+ * into numbers), and none grows without limit in Redis or a job id.
+ */
+const MAX_URL = 4096;
+const MAX_ID_DIGITS = 20;
+
 export const HttpUrl = z
   .string()
+  .max(MAX_URL, `must be at most ${MAX_URL} characters`)
   .refine((u) => {
     try {
       const p = new URL(u);
@@ -24,7 +32,34 @@ export const HttpUrl = z
     }
   }, 'must be an http(s) URL');
 
-const PlainName = z.string().refine(isPlainName, 'must be a plain file name (no "/", "\\", "..", or leading dot)');
+/** A file or folder name; the message says which rule it breaks. */
+export const PlainName = z.string().superRefine((name, ctx) => {
+  const problem = nameProblem(name);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/**
+ * A CivitAI model-version id, kept as the digits it was given. A JSON number is accepted only while
+ * it is exact: past 2^53 the parser has already rounded it (9007199254740993 reads as …992), so it is
+ * refused rather than silently turned into another model's id.
+ */
+const VersionId = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    if (typeof v === 'string') return v;
+    if (Number.isSafeInteger(v) && v >= 0) return String(v);
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be sent as a string ("…"): as a JSON number it is not an exact whole number below ${Number.MAX_SAFE_INTEGER + 1} (JSON numbers past 2^53 are rounded when read)`,
+    });
+    return z.NEVER;
+  })
+  .pipe(
+    z
+      .string()
+      .max(MAX_ID_DIGITS, `must be a CivitAI model-version id of at most ${MAX_ID_DIGITS} digits`)
+      .regex(/^\d+$/, 'must be a numeric CivitAI model-version id'),
+  );
 
 const Category = z
   .string()
@@ -33,11 +68,13 @@ const Category = z
 
 const RepoId = z
   .string()
+  .max(200, 'must be at most 200 characters')
   .regex(/^(datasets\/|spaces\/)?[\w.-]+\/[\w.-]+$/, 'must look like "owner/repo"');
 
 const RepoPath = z
   .string()
   .min(1)
+  .max(1024, 'must be at most 1024 characters')
   .refine((p) => !p.split('/').some((s) => s === '..' || s === ''), 'must be a path inside the repository');
 
 const common = {
@@ -49,10 +86,7 @@ const common = {
 
 export const CivitaiSpec = z.strictObject({
   source: z.literal('civitai'),
-  versionId: z
-    .union([z.string(), z.number()])
-    .transform(String)
-    .pipe(z.string().regex(/^\d+$/, 'must be a numeric CivitAI model-version id')),
+  versionId: VersionId,
   ...common,
 });
 
@@ -60,8 +94,8 @@ export const HuggingfaceSpec = z.strictObject({
   source: z.literal('huggingface'),
   repo: RepoId,
   file: RepoPath.optional(),
-  revision: z.string().min(1).regex(/^[^\s:]+$/, 'must be a branch, tag or commit').optional(),
-  include: z.array(z.string().min(1)).min(1).optional(),
+  revision: z.string().min(1).max(255, 'must be at most 255 characters').regex(/^[^\s:]+$/, 'must be a branch, tag or commit').optional(),
+  include: z.array(z.string().min(1).max(255, 'must be at most 255 characters')).min(1).max(100, 'must list at most 100 patterns').optional(),
   ...common,
 });
 

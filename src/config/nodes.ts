@@ -1,14 +1,14 @@
 import { z } from 'zod';
-import { isPlainName } from '../lib/names.js';
-import { HttpUrl } from './model-spec.js';
+import { HttpUrl, PlainName } from './model-spec.js';
 
 /** A custom node as asked for: `<name>` is its folder under custom_nodes/. */
 export const NodeSpec = z.strictObject({
-  name: z.string().refine(isPlainName, 'must be a plain folder name'),
+  name: PlainName,
   url: HttpUrl.refine((u) => !u.startsWith('-'), 'must not start with "-"'),
   ref: z
     .string()
     .min(1)
+    .max(255, 'must be at most 255 characters')
     .regex(/^[^-\s][^\s]*$/, 'must be a tag, branch or commit (no spaces, not starting with "-")')
     .optional(),
 });
