@@ -1,6 +1,5 @@
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
-import type { Job } from 'bullmq';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
 import {
@@ -17,6 +16,7 @@ import {
 } from '../queue/jobs.js';
 import type { ComfyStatus, Gpu, PodState } from '../comfyui/pod-state.js';
 import type { Queues } from '../queue/queues.js';
+import { snapshotJobs, type JobSnapshot } from '../queue/snapshot.js';
 import { readVersions } from './versions.js';
 
 export type ModelState = 'queued' | 'downloading' | 'verifying' | 'ready' | 'failed';
@@ -68,8 +68,6 @@ export interface PodStatus {
   versions: Record<string, string>;
 }
 
-const ALL_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'completed', 'failed'] as const;
-
 /** The JSON of GET /status, built from the queues and the pod state. */
 export async function podStatus(config: Config, queues: Queues, pod: PodState): Promise<PodStatus> {
   const [comfy, models, nodes, counts, disk, gpus, versions] = await Promise.all([
@@ -86,21 +84,22 @@ export async function podStatus(config: Config, queues: Queues, pod: PodState): 
   return { ready, comfyui, models, nodes, queues: counts, disk, gpus, versions };
 }
 
+/** Every model, from two snapshots (organize and download jobs): a fixed number of round trips at any scale. */
 async function modelStatuses(queues: Queues): Promise<ModelStatus[]> {
-  const organizeJobs = await queues.queue.organize.getJobs([...ALL_STATES], 0, 999, true);
-  const models = await Promise.all(
-    organizeJobs
-      .filter((j): j is Job<ModelJobData> => j?.name === JobName.OrganizeModel)
-      .map(async (organize) => {
-        const download = await queues.queue.download.getJob(jobIds.download(organize.data.id));
-        return modelStatus(organize, download, await organize.getState(), download ? await download.getState() : undefined);
-      }),
-  );
-  return models.sort((a, b) => a.id.localeCompare(b.id));
+  const [organizeJobs, downloadJobs] = await Promise.all([snapshotJobs(queues.queue.organize), snapshotJobs(queues.queue.download)]);
+  const downloads = new Map(downloadJobs.map((j) => [j.id, j]));
+  return organizeJobs
+    .filter((j) => j.name === JobName.OrganizeModel)
+    .map((organize) => {
+      const data = organize.data as ModelJobData;
+      return modelStatus(organize, data, downloads.get(jobIds.download(data.id)));
+    })
+    .sort((a, b) => a.id.localeCompare(b.id));
 }
 
-function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, organizeState: string, downloadState: string | undefined): ModelStatus {
-  const data = organize.data;
+function modelStatus(organize: JobSnapshot, data: ModelJobData, download: JobSnapshot | undefined): ModelStatus {
+  const organizeState = organize.state;
+  const downloadState = download?.state;
   const published = (organize.returnvalue as OrganizeResult | null)?.files;
   const progress = (download?.progress ?? {}) as Partial<DownloadProgress>;
   let state: ModelState;
@@ -108,7 +107,7 @@ function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, org
   if (organizeState === 'completed') state = 'ready';
   else if (organizeState === 'failed') {
     state = 'failed';
-    error = organize.failedReason ?? null;
+    error = organize.failedReason;
   } else if (organizeState === 'active' || downloadState === 'completed') state = 'verifying';
   else if (downloadState === 'failed') {
     state = 'failed';
@@ -155,24 +154,22 @@ function fileStatuses(published: OrganizeResult['files'] | undefined, reported: 
 }
 
 async function nodeStatuses(queues: Queues): Promise<NodeStatus[]> {
-  const jobs = await queues.queue.nodes.getJobs([...ALL_STATES], 0, 999, true);
-  const out = await Promise.all(
-    jobs
-      .filter((j): j is Job<NodeJobData> => j?.name === JobName.InstallNode)
-      .map(async (job): Promise<NodeStatus> => {
-        const state = await job.getState();
-        const { node } = job.data;
-        return {
-          name: node.name,
-          url: node.url,
-          ref: node.ref ?? null,
-          commit: (job.returnvalue as NodeResult | null)?.commit ?? null,
-          state: state === 'completed' ? 'installed' : state === 'failed' ? 'failed' : state === 'active' ? 'installing' : 'queued',
-          error: state === 'failed' || job.failedReason ? job.failedReason ?? null : null,
-        };
-      }),
-  );
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+  const jobs = await snapshotJobs(queues.queue.nodes);
+  return jobs
+    .filter((job) => job.name === JobName.InstallNode)
+    .map((job): NodeStatus => {
+      const { node } = job.data as NodeJobData;
+      const { state } = job;
+      return {
+        name: node.name,
+        url: node.url,
+        ref: node.ref ?? null,
+        commit: (job.returnvalue as NodeResult | null)?.commit ?? null,
+        state: state === 'completed' ? 'installed' : state === 'failed' ? 'failed' : state === 'active' ? 'installing' : 'queued',
+        error: job.failedReason,
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
 }
 
 async function queueCounts(queues: Queues): Promise<PodStatus['queues']> {
