@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Job } from 'bullmq';
 import type { Config } from '../config/index.js';
 import { modelId } from '../config/model-spec.js';
+import { DiskFullError } from '../download/disk.js';
 import { downloadFile } from '../download/engine.js';
 import { partPath, tempDir } from '../download/paths.js';
 import type { DownloadedFile } from '../download/types.js';
@@ -17,7 +18,7 @@ import { jobLogger, type Handler, type WorkerDeps } from './context.js';
  * download: resolves the model through its source, then downloads each file into the hidden temp
  * area, hashing while streaming. A model already verified on disk is not downloaded again.
  */
-export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, data, deps): Promise<DownloadResult> => {
+export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, data, deps, signal): Promise<DownloadResult> => {
   const { config } = deps;
   const log = jobLogger(deps, job).child({ model: data.label });
 
@@ -37,19 +38,21 @@ export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, 
   }
 
   try {
-    return await fetchModel(job, data, deps, log);
+    return await fetchModel(job, data, deps, log, signal);
   } catch (err) {
     const lastAttempt = err instanceof UserError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    if (lastAttempt) await discardTempFiles(config.modelsRoot, data.id);
+    // Kept for a resume: data a full disk interrupted, and a run cancelled because its job was handed out again.
+    const resumable = err instanceof DiskFullError || signal?.aborted === true;
+    if (lastAttempt && !resumable) await discardTempFiles(config.modelsRoot, data.id);
     throw err;
   }
 };
 
-async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
+async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDeps, log: Logger, signal: AbortSignal | undefined): Promise<DownloadResult> {
   const { config } = deps;
   await report(job, { phase: 'resolving', bytesDone: 0, bytesPerSecond: 0 });
   const secretHeaders = secretHeadersFor(config, data.id);
-  const resolved = await resolveModel(data.spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}) });
+  const resolved = await resolveModel(data.spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}), ...(signal ? { signal } : {}) });
   const known = resolved.every((f) => f.bytes !== undefined);
   const total = known ? resolved.reduce((n, f) => n + (f.bytes ?? 0), 0) : undefined;
 
@@ -95,6 +98,7 @@ async function fetchModel(job: Job<unknown>, data: ModelJobData, deps: WorkerDep
         ? { connections: 1, segmentBytes: Number.MAX_SAFE_INTEGER }
         : { connections: config.download.connections }),
       stallTimeoutMs: config.download.stallTimeoutMs,
+      ...(signal ? { signal } : {}),
       onProgress: (p) => {
         fileProgress.bytesDone = p.bytesDone;
         const bytesDone = before + p.bytesDone;
