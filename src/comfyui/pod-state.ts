@@ -9,6 +9,10 @@ export interface ComfyStatus {
   port: number;
   restarts: number;
   error: string | null;
+  /** ComfyUI's last output lines when a try failed or it died; empty otherwise. */
+  lastOutput: string[];
+  /** When the next try is due (ms since the epoch) while it is `failed` or `restarting`; else null. */
+  nextTryAt: number | null;
   updatedAt: number;
 }
 
@@ -30,7 +34,8 @@ export class PodState {
 
   async comfy(port: number): Promise<ComfyStatus> {
     const raw = await this.redis.get(this.key('comfyui'));
-    return raw ? (JSON.parse(raw) as ComfyStatus) : { state: 'waiting', pid: null, port, restarts: 0, error: null, updatedAt: 0 };
+    const waiting: ComfyStatus = { state: 'waiting', pid: null, port, restarts: 0, error: null, lastOutput: [], nextTryAt: null, updatedAt: 0 };
+    return raw ? { ...waiting, ...(JSON.parse(raw) as Partial<ComfyStatus>) } : waiting;
   }
 
   async setGpus(gpus: readonly Gpu[]): Promise<void> {

@@ -6,6 +6,8 @@ import { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { Redactor, type Logger } from '../lib/log.js';
+import { isConnectionError } from '../lib/redis-health.js';
+import { KeyedMutex } from '../lib/serial.js';
 import { VerifiedRecord } from '../organize/record.js';
 import { JOB_QUEUE, JOB_SCHEMAS, JobName, QUEUE_NAMES, type QueueName } from '../queue/jobs.js';
 import type { Handler, WorkerDeps } from './context.js';
@@ -37,9 +39,18 @@ export interface WorkersOptions {
 
 export interface RunningWorkers {
   deps: WorkerDeps;
-  /** Stops taking jobs, waits for active ones up to the deadline, then stops ComfyUI. */
+  /** Stops taking jobs and ComfyUI, and waits for active jobs up to the deadline. */
   close(deadlineMs?: number): Promise<void>;
 }
+
+/**
+ * Locks and the stalled-job check. A job whose worker died (SIGKILL, OOM) is taken up again once
+ * its lock lapses: within LOCK_MS + 2 × STALLED_CHECK_MS. A Redis restart or a workers restart
+ * may each stall a job once; MAX_STALLED allows both before a job is failed for it.
+ */
+const LOCK_MS = 15_000;
+const STALLED_CHECK_MS = 5_000;
+const MAX_STALLED = 2;
 
 export function startWorkers(options: WorkersOptions): RunningWorkers {
   const { config, connection, log, prefix } = options;
@@ -47,6 +58,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     if (typeof HANDLERS[name] !== 'function') throw new Error(`no handler for job ${name}`);
   }
   const pod = new PodState(connection, prefix);
+  const redactor = new Redactor(config.secrets);
   const comfy = new ComfyProcess({
     python: config.comfyui.python,
     comfyuiDir: config.comfyui.dir,
@@ -54,13 +66,17 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     pidFile: path.join(config.stateDir, 'comfyui.pid'),
     env: config.comfyui.env,
     log: log.child({ component: 'comfyui' }),
-    onStatus: (status) => pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state')),
+    // ComfyUI's own output is shown in /status: scrubbed like everything else that reaches Redis.
+    onStatus: (status) =>
+      pod
+        .setComfy({ ...status, error: status.error && redactor.redact(status.error), lastOutput: status.lastOutput.map((l) => redactor.redact(l)) })
+        .catch((err: Error) => log.debug({ err: err.message }, 'cannot record ComfyUI state')),
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
   });
   const deps: WorkerDeps = {
     config,
     log,
-    redactor: new Redactor(config.secrets),
+    redactor,
     record: new VerifiedRecord(config.modelsRoot, log),
     pod,
     comfy,
@@ -72,15 +88,36 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     nodes: 2,
     service: 1,
   };
+  // A job runs at most once at a time in this process, even when BullMQ hands it out again while
+  // an earlier run goes on (its lock lapsed during a Redis outage, or Redis lost it and the flow
+  // was enqueued again): the new run waits for the old one, which is cancelled when its lock is gone.
+  const running = new KeyedMutex();
   const workers = QUEUE_NAMES.map((queueName) => {
     const opts: WorkerOptions = {
       connection,
       prefix,
       concurrency: concurrency[queueName],
+      lockDuration: LOCK_MS,
+      stalledInterval: STALLED_CHECK_MS,
+      maxStalledCount: MAX_STALLED,
       settings: { backoffStrategy },
     };
-    const worker = new Worker(queueName, (job: Job) => dispatch(job, queueName, deps), opts);
-    worker.on('error', (err) => log.error({ queue: queueName, err: deps.redactor.redact(err.message) }, 'worker error'));
+    const worker = new Worker(
+      queueName,
+      (job: Job, _token?: string, signal?: AbortSignal) => running.run(`${queueName}:${job.id}`, () => dispatch(job, queueName, deps, HANDLERS, signal)),
+      opts,
+    );
+    worker.on('lockRenewalFailed', (ids: string[]) => {
+      for (const id of ids) {
+        log.warn({ queue: queueName, job: id }, 'lost the lock of a running job (Redis lost it or handed the job out again): cancelling this run');
+        worker.cancelJob(id, 'the job\'s lock is gone');
+      }
+    });
+    worker.on('error', (err) => {
+      // Redis being away is logged once by the connection's RedisHealth, not once per reconnect attempt.
+      if (isConnectionError(err) || /could not renew lock/.test(err.message)) log.debug({ queue: queueName, err: err.message }, 'worker error');
+      else log.error({ queue: queueName, err: deps.redactor.redact(err.message) }, 'worker error');
+    });
     worker.on('failed', (job, err) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError;
       log[final ? 'error' : 'warn'](
@@ -95,6 +132,8 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     deps,
     async close(deadlineMs = 15_000) {
       const graceful = Promise.all(workers.map((w) => w.close()));
+      // ComfyUI stops at once: a service job waiting for its start must not hold the close up.
+      const comfyStopped = comfy.stop();
       const timedOut = await Promise.race([
         graceful.then(() => false),
         new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref()),
@@ -103,7 +142,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
         log.warn({ deadlineMs }, 'active jobs did not finish in time; closing workers forcibly');
         await Promise.all(workers.map((w) => w.close(true)));
       }
-      await comfy.stop();
+      await comfyStopped;
     },
   };
 }
@@ -113,7 +152,13 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
  * a UserError skips the remaining attempts; everything is rethrown (never swallowed) with secret
  * values scrubbed, since the failure reason is stored in Redis.
  */
-export async function dispatch(job: Job, queueName: QueueName, deps: WorkerDeps, handlers: HandlerTable = HANDLERS): Promise<unknown> {
+export async function dispatch(
+  job: Job,
+  queueName: QueueName,
+  deps: WorkerDeps,
+  handlers: HandlerTable = HANDLERS,
+  signal?: AbortSignal,
+): Promise<unknown> {
   const name = job.name as JobName;
   const handler = handlers[name] as Handler<JobName> | undefined;
   if (!handler || JOB_QUEUE[name] !== queueName) throw new UnrecoverableError(`no handler for ${job.name} on ${queueName}`);
@@ -121,7 +166,7 @@ export async function dispatch(job: Job, queueName: QueueName, deps: WorkerDeps,
   if (!payload.success) throw new UnrecoverableError(`invalid job data: ${payload.error.message}`);
   try {
     // The schema of `name` parsed the payload of `name`: TypeScript cannot relate the two here.
-    return await handler(job, payload.data as never, deps);
+    return await handler(job, payload.data as never, deps, signal);
   } catch (err) {
     throw scrub(err, deps.redactor);
   }
