@@ -1,31 +1,49 @@
-import express, { type RequestHandler, type Router } from 'express';
+import express, { type Router } from 'express';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
 import { ModelSpec } from '../config/model-spec.js';
 import { NodeSpec, nodeNameFromUrl } from '../config/nodes.js';
 import { enqueueModels, enqueueNode } from '../producer/produce.js';
+import type { Logger } from '../lib/log.js';
 import { QUEUE_NAMES } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
+import { jsonBody } from './body.js';
+
+/** Most models one request may add. */
+const MAX_MODELS_PER_REQUEST = 500;
+/** Job ids are at most this long (a slug and a hash); a longer one cannot name a job. */
+const MAX_JOB_ID = 200;
 
 /**
  * POST /api/models, POST /api/nodes, GET /api/jobs/:id. Validation lists every problem and
  * enqueues nothing when there is one; runtime additions never restart ComfyUI.
  */
-export function apiRouter(config: Config, queues: Queues): Router {
+export function apiRouter(config: Config, queues: Queues, log?: Logger): Router {
   const router = express.Router();
-  router.use(express.json({ limit: '256kb' }), requireJsonBody);
+  router.use(jsonBody());
 
   router.post('/models', async (req, res) => {
     const body: unknown = req.body;
-    const list = isObject(body) && Array.isArray(body.models) ? (body.models as unknown[]) : [body];
-    if (list.length === 0) {
-      res.status(400).json({ error: 'invalid request', problems: ['models: must list at least one model'] });
+    const listed = isObject(body) && 'models' in body;
+    if (listed && !Array.isArray(body.models)) {
+      res.status(400).json({ error: 'invalid request', problems: ['models: must be a list of model specs'] });
+      return;
+    }
+    const list = listed ? (body.models as unknown[]) : [body];
+    const problem =
+      list.length === 0
+        ? 'models: must list at least one model'
+        : list.length > MAX_MODELS_PER_REQUEST
+          ? `models: ${list.length} listed; at most ${MAX_MODELS_PER_REQUEST} per request`
+          : undefined;
+    if (problem) {
+      res.status(400).json({ error: 'invalid request', problems: [problem] });
       return;
     }
     const problems: string[] = [];
     const models: ConfiguredModel[] = [];
     list.forEach((raw, i) => {
-      const where = list.length > 1 || Array.isArray((body as { models?: unknown }).models) ? `models[${i}]` : 'model';
+      const where = listed ? `models[${i}]` : 'model';
       if (isObject(raw) && raw.headers !== undefined) {
         problems.push(`${where}.headers: header values are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
         return;
@@ -38,7 +56,7 @@ export function apiRouter(config: Config, queues: Queues): Router {
       res.status(400).json({ error: 'invalid model spec', problems });
       return;
     }
-    res.status(202).json({ models: await enqueueModels(config, queues, models) });
+    res.status(202).json({ models: await enqueueModels(config, queues, models, log) });
   });
 
   router.post('/nodes', async (req, res) => {
@@ -49,10 +67,14 @@ export function apiRouter(config: Config, queues: Queues): Router {
       res.status(400).json({ error: 'invalid node spec', problems: formatIssues('node', parsed.error) });
       return;
     }
-    res.status(202).json(await enqueueNode(queues, parsed.data));
+    res.status(202).json(await enqueueNode(config, queues, parsed.data, log));
   });
 
   router.get('/jobs/:id', async (req, res) => {
+    if (req.params.id.length > MAX_JOB_ID) {
+      res.status(400).json({ error: 'invalid request', problems: [`id: ${req.params.id.length} characters; job ids have at most ${MAX_JOB_ID}`] });
+      return;
+    }
     for (const name of QUEUE_NAMES) {
       const job = await queues.queue[name].getJob(req.params.id);
       if (!job) continue;
@@ -77,26 +99,6 @@ export function apiRouter(config: Config, queues: Queues): Router {
 
   return router;
 }
-
-/**
- * Every POST here takes a JSON body: one sent as another type, or none at all, is bad input
- * answered like any other (400 with the problem named), never a crash on an undefined body.
- */
-const requireJsonBody: RequestHandler = (req, res, next) => {
-  if (req.method !== 'POST') {
-    next();
-    return;
-  }
-  const type = req.headers['content-type'];
-  const empty = !req.headers['transfer-encoding'] && Number(req.headers['content-length'] ?? 0) === 0;
-  const problem = empty
-    ? 'body: missing; send a JSON object'
-    : !req.is('application/json')
-      ? `body: must be JSON (Content-Type: application/json), not ${type ?? 'untyped'}`
-      : undefined;
-  if (problem) res.status(400).json({ error: 'invalid request', problems: [problem] });
-  else next();
-};
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);

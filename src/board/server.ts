@@ -2,13 +2,14 @@ import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import express, { type ErrorRequestHandler } from 'express';
+import express from 'express';
 import type { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
 import type { Queues } from '../queue/queues.js';
 import { apiRouter } from './api.js';
 import { basicAuth } from './auth.js';
+import { errorHandler, requireRedis, type RedisAvailability } from './errors.js';
 import { podStatus } from './status.js';
 
 export interface BoardOptions {
@@ -19,6 +20,8 @@ export interface BoardOptions {
   /** Port to listen on; defaults to PHOENIX_PORT (0 picks a free one). */
   port?: number;
   host?: string;
+  /** The API connection's health: while Redis is away, routes answer 503 with the reason. */
+  redis?: RedisAvailability;
 }
 
 export interface RunningBoard {
@@ -35,6 +38,7 @@ export function createApp(options: BoardOptions): express.Express {
     res.json({ ok: true });
   });
   app.use(basicAuth(config.server.username, config.server.password));
+  app.use(requireRedis(options.redis));
 
   const board = new ExpressAdapter();
   board.setBasePath('/board');
@@ -49,17 +53,9 @@ export function createApp(options: BoardOptions): express.Express {
   app.get('/status', async (_req, res) => {
     res.json(await podStatus(config, queues, pod));
   });
-  app.use('/api', apiRouter(config, queues));
+  app.use('/api', apiRouter(config, queues, log));
 
-  const onError: ErrorRequestHandler = (err: Error & { status?: number; type?: string }, _req, res, _next) => {
-    if (err.type === 'entity.parse.failed') {
-      res.status(400).json({ error: 'invalid JSON', problems: [`body: ${err.message}`] });
-      return;
-    }
-    log.error({ err: err.message }, 'request failed');
-    res.status(err.status && err.status >= 400 && err.status < 500 ? err.status : 500).json({ error: err.message });
-  };
-  app.use(onError);
+  app.use(errorHandler(log, options.redis));
   return app;
 }
 
