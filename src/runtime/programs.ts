@@ -2,11 +2,13 @@ import { startBoard } from '../board/server.js';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
+import { RedisHealth } from '../lib/redis-health.js';
 import { produce } from '../producer/produce.js';
 import { openQueues } from '../queue/queues.js';
 import { startWorkers } from '../workers/index.js';
 import { cleanup } from './cleanup.js';
-import { EmbeddedRedis, connect, redisTarget, whenReady } from './redis.js';
+import { watchForLostState } from './recovery.js';
+import { EmbeddedRedis, connect, describeTarget, redisTarget, whenReady } from './redis.js';
 import { stopOnSignals } from './shutdown.js';
 
 /**
@@ -29,31 +31,39 @@ export async function runProduce(config: Config, log: Logger): Promise<number> {
 }
 
 /**
- * `phoenix workers`. Workers also reconcile on start: after a workers restart ComfyUI (their
- * child) is gone, and the producer then replaces the finished flow so ComfyUI comes back once the
- * disk checks pass.
+ * `phoenix workers`. Workers also reconcile on start: a ComfyUI that a killed workers process left
+ * behind is stopped (nothing supervises it any more), and the producer then replaces the finished
+ * flow so ComfyUI comes back once the disk checks pass. While they run, they put this start's jobs
+ * back into a Redis that lost them (runtime/recovery.ts).
  */
 export async function runWorkers(config: Config, log: Logger): Promise<number> {
-  const connection = connect(redisTarget(config), 'worker');
+  const target = redisTarget(config);
+  const connection = connect(target, 'worker');
+  new RedisHealth(connection, describeTarget(target), log);
   const workers = startWorkers({ config, connection, log, prefix: 'phoenix' });
   const queues = openQueues(connection);
+  let watch: { stop(): void } | undefined;
   stopOnSignals(async () => {
+    watch?.stop();
     await workers.close(10_000);
     await queues.close();
     connection.disconnect();
     if (config.paranoid) await cleanup(config, log, { includeState: false });
   }, log);
+  await workers.deps.comfy.stopLeftover();
   await produce({ config, queues, connection, log });
+  watch = watchForLostState({ config, connection, queues, comfy: workers.deps.comfy, log });
   return forever();
 }
 
-/** `phoenix board`: Bull Board, /status and the API. */
+/** `phoenix board`: Bull Board, /status and the API; 503 with the reason while Redis is away. */
 export async function runBoard(config: Config, log: Logger): Promise<number> {
-  const connection = connect(redisTarget(config), 'api');
-  connection.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+  const target = redisTarget(config);
+  const connection = connect(target, 'api');
+  const health = new RedisHealth(connection, describeTarget(target), log);
   await whenReady(connection, 120_000);
   const queues = openQueues(connection);
-  const board = await startBoard({ config, queues, pod: new PodState(connection, queues.prefix), log });
+  const board = await startBoard({ config, queues, pod: new PodState(connection, queues.prefix), log, redis: health });
   stopOnSignals(async () => {
     await board.close();
     await queues.close();

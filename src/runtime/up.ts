@@ -3,38 +3,70 @@ import { startBoard, type RunningBoard } from '../board/server.js';
 import { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
+import { RedisHealth } from '../lib/redis-health.js';
 import { produce } from '../producer/produce.js';
 import { openQueues, type Queues } from '../queue/queues.js';
 import { startWorkers, type RunningWorkers } from '../workers/index.js';
 import { cleanup } from './cleanup.js';
-import { EmbeddedRedis, connect, redisTarget, whenReady, type RedisTarget } from './redis.js';
-import { SHUTDOWN_DEADLINE_MS } from './shutdown.js';
+import { watchForLostState } from './recovery.js';
+import { EmbeddedRedis, connect, describeTarget, redisTarget, whenReady, type RedisTarget } from './redis.js';
+import { SHUTDOWN_DEADLINE_MS, stopOnSignals } from './shutdown.js';
+
+/** Restarts in a row of the embedded redis-server before `phoenix up` gives up and exits 1. */
+const REDIS_RESTARTS = 5;
 
 /** Everything `phoenix up` started, stopped in reverse by `stop`. */
 export interface Stack {
   board: RunningBoard;
+  /** Settles when something the stack cannot run without failed for good (Redis kept dying). */
+  failed: Promise<Error>;
   stop(): Promise<void>;
+}
+
+export interface UpOptions {
+  prefix?: string;
+  /** First delay before restarting a dead embedded redis-server (tests shorten it). */
+  redisRestartDelayMs?: number;
 }
 
 /**
  * `phoenix up`: the pod's whole process tree without supervisord — an embedded Redis (unless
  * REDIS_URL), the workers, the board server and the producer; ComfyUI follows its dependencies.
+ * A dead embedded redis-server is restarted; an empty Redis gets this start's jobs again.
  */
-export async function up(config: Config, log: Logger, options: { prefix?: string } = {}): Promise<Stack> {
+export async function up(config: Config, log: Logger, options: UpOptions = {}): Promise<Stack> {
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-  const embedded = config.redisUrl ? undefined : new EmbeddedRedis({ stateDir: config.stateDir, persistent: config.persistentStorage !== undefined, log });
+  let fail: (err: Error) => void = () => undefined;
+  const failed = new Promise<Error>((resolve) => {
+    fail = resolve;
+  });
+  const embedded = config.redisUrl
+    ? undefined
+    : new EmbeddedRedis({
+        stateDir: config.stateDir,
+        persistent: config.persistentStorage !== undefined,
+        log,
+        restarts: REDIS_RESTARTS,
+        onGiveUp: fail,
+        ...(options.redisRestartDelayMs !== undefined ? { restartDelayMs: options.redisRestartDelayMs } : {}),
+      });
   const target: RedisTarget = embedded ? await embedded.start() : redisTarget(config);
 
   const workerConnection = connect(target, 'worker');
   const apiConnection = connect(target, 'api');
-  for (const c of [workerConnection, apiConnection]) c.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+  // The workers' connection speaks for the process in the log; the API's only answers 503s.
+  new RedisHealth(workerConnection, describeTarget(target), log);
+  const apiHealth = new RedisHealth(apiConnection, describeTarget(target));
   let workers: RunningWorkers | undefined;
   let queues: Queues | undefined;
   let board: RunningBoard | undefined;
+  let watch: { stop(): void } | undefined;
+  const producerQueues = openQueues(workerConnection, options.prefix);
   const stop = async (): Promise<void> => {
+    watch?.stop();
     await board?.close();
     await workers?.close(SHUTDOWN_DEADLINE_MS / 2);
-    await queues?.close();
+    await Promise.all([queues?.close(), producerQueues.close()]);
     workerConnection.disconnect();
     apiConnection.disconnect();
     await embedded?.stop();
@@ -44,16 +76,33 @@ export async function up(config: Config, log: Logger, options: { prefix?: string
   };
 
   try {
-    workers = startWorkers({ config, connection: workerConnection, log, prefix: options.prefix ?? 'phoenix' });
+    workers = startWorkers({ config, connection: workerConnection, log, prefix: producerQueues.prefix });
     await whenReady(apiConnection);
-    queues = openQueues(apiConnection, options.prefix);
-    board = await startBoard({ config, queues, pod: new PodState(apiConnection, queues.prefix), log });
+    queues = openQueues(apiConnection, producerQueues.prefix);
+    board = await startBoard({ config, queues, pod: new PodState(apiConnection, queues.prefix), log, redis: apiHealth });
+    await workers.deps.comfy.stopLeftover();
     // The producer uses the workers' connection, which waits through a Redis hiccup instead of failing.
-    const producerQueues = openQueues(workerConnection, queues.prefix);
-    await produce({ config, queues: producerQueues, connection: workerConnection, log }).finally(() => producerQueues.close());
+    await produce({ config, queues: producerQueues, connection: workerConnection, log });
+    watch = watchForLostState({ config, connection: workerConnection, queues: producerQueues, comfy: workers.deps.comfy, log });
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;
   }
-  return { board, stop };
+  return { board, failed, stop };
+}
+
+/**
+ * `npm start`: runs `up` until a signal stops it (exit 0), or until Redis cannot be kept running:
+ * then everything is stopped and the exit code is 1, so whatever supervises Phoenix starts it
+ * again, rather than leaving a pod that silently waits for a Redis that will not come back.
+ */
+export async function runUp(config: Config, log: Logger): Promise<number> {
+  const stack = await up(config, log);
+  stopOnSignals(stack.stop, log);
+  const err = await stack.failed;
+  log.fatal({ err: err.message }, 'Phoenix cannot run without Redis: stopping everything and exiting with code 1');
+  const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_DEADLINE_MS).unref());
+  await Promise.race([stack.stop().catch(() => undefined), deadline]);
+  // Connections to the dead Redis may hold handles open: leave without waiting on them.
+  process.exit(1);
 }
