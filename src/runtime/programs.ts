@@ -52,7 +52,7 @@ export async function runWorkers(config: Config, log: Logger): Promise<number> {
   }, log);
   await workers.deps.comfy.stopLeftover();
   await produce({ config, queues, connection, log });
-  watch = watchForLostState({ config, connection, queues, comfy: workers.deps.comfy, log });
+  watch = watchForLostState({ config, connection, queues, workers, log });
   return forever();
 }
 

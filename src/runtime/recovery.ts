@@ -1,16 +1,16 @@
 import type { Redis } from 'ioredis';
-import type { ComfyProcess } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
 import { produce, provisionedKey } from '../producer/produce.js';
 import type { Queues } from '../queue/queues.js';
+import type { RunningWorkers } from '../workers/index.js';
 
 export interface RecoveryOptions {
   config: Config;
   /** The workers' connection: it waits through an outage instead of failing. */
   connection: Redis;
   queues: Queues;
-  comfy: ComfyProcess;
+  workers: RunningWorkers;
   log: Logger;
   /** How often to look, besides each reconnect. Default 5 s. */
   intervalMs?: number;
@@ -26,7 +26,7 @@ export interface RecoveryOptions {
  * Start it after the first producer run of this process.
  */
 export function watchForLostState(options: RecoveryOptions): { stop(): void } {
-  const { config, connection, queues, comfy, log } = options;
+  const { config, connection, queues, workers, log } = options;
   let checking = false;
   const check = async (): Promise<void> => {
     if (checking || connection.status !== 'ready') return;
@@ -34,7 +34,9 @@ export function watchForLostState(options: RecoveryOptions): { stop(): void } {
     try {
       if ((await connection.exists(provisionedKey(queues.prefix))) === 1) return;
       log.warn("Redis no longer holds this start's jobs (restarted without persistence, or another Redis): provisioning again from what is on disk");
-      await comfy.republish();
+      // Runs of the lost jobs are ended first, so that none overlaps the same job enqueued again.
+      await workers.abandonRuns("Redis lost this run's job");
+      await workers.deps.comfy.republish();
       const result = await produce({ config, queues, connection, log });
       log.info({ action: result.action, jobs: result.jobIds.length }, "this start's jobs are back in Redis");
     } catch (err) {

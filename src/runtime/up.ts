@@ -20,7 +20,12 @@ export interface Stack {
   board: RunningBoard;
   /** Settles when something the stack cannot run without failed for good (Redis kept dying). */
   failed: Promise<Error>;
-  stop(): Promise<void>;
+  stop(how?: StopHow): Promise<void>;
+}
+
+export interface StopHow {
+  /** Redis is gone for good: do not wait for anything that needs it. */
+  redisGone?: boolean;
 }
 
 export interface UpOptions {
@@ -62,10 +67,15 @@ export async function up(config: Config, log: Logger, options: UpOptions = {}): 
   let board: RunningBoard | undefined;
   let watch: { stop(): void } | undefined;
   const producerQueues = openQueues(workerConnection, options.prefix);
-  const stop = async (): Promise<void> => {
+  const stop = async (how: StopHow = {}): Promise<void> => {
     watch?.stop();
+    // Without Redis nothing can finish gracefully: dropping the connections fails what waits on them at once.
+    if (how.redisGone) {
+      workerConnection.disconnect();
+      apiConnection.disconnect();
+    }
     await board?.close();
-    await workers?.close(SHUTDOWN_DEADLINE_MS / 2);
+    await workers?.close(how.redisGone ? 2000 : SHUTDOWN_DEADLINE_MS / 2);
     await Promise.all([queues?.close(), producerQueues.close()]);
     workerConnection.disconnect();
     apiConnection.disconnect();
@@ -83,7 +93,7 @@ export async function up(config: Config, log: Logger, options: UpOptions = {}): 
     await workers.deps.comfy.stopLeftover();
     // The producer uses the workers' connection, which waits through a Redis hiccup instead of failing.
     await produce({ config, queues: producerQueues, connection: workerConnection, log });
-    watch = watchForLostState({ config, connection: workerConnection, queues: producerQueues, comfy: workers.deps.comfy, log });
+    watch = watchForLostState({ config, connection: workerConnection, queues: producerQueues, workers, log });
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;
@@ -98,11 +108,12 @@ export async function up(config: Config, log: Logger, options: UpOptions = {}): 
  */
 export async function runUp(config: Config, log: Logger): Promise<number> {
   const stack = await up(config, log);
-  stopOnSignals(stack.stop, log);
+  stopOnSignals(() => stack.stop(), log);
   const err = await stack.failed;
   log.fatal({ err: err.message }, 'Phoenix cannot run without Redis: stopping everything and exiting with code 1');
-  const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_DEADLINE_MS).unref());
-  await Promise.race([stack.stop().catch(() => undefined), deadline]);
+  // A timer that keeps the process alive: it must reach the exit below, not drain out with code 0.
+  const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_DEADLINE_MS));
+  await Promise.race([stack.stop({ redisGone: true }).catch(() => undefined), deadline]);
   // Connections to the dead Redis may hold handles open: leave without waiting on them.
   process.exit(1);
 }

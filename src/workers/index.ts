@@ -41,6 +41,11 @@ export interface RunningWorkers {
   deps: WorkerDeps;
   /** Stops taking jobs and ComfyUI, and waits for active jobs up to the deadline. */
   close(deadlineMs?: number): Promise<void>;
+  /**
+   * Cancels every run under way and waits (up to the deadline) until they end: Redis lost their
+   * jobs, which are about to be enqueued again and must not run twice at once.
+   */
+  abandonRuns(reason: string, deadlineMs?: number): Promise<void>;
 }
 
 /**
@@ -67,10 +72,12 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     env: config.comfyui.env,
     log: log.child({ component: 'comfyui' }),
     // ComfyUI's own output is shown in /status: scrubbed like everything else that reaches Redis.
-    onStatus: (status) =>
-      pod
+    // Not awaited: while Redis is away the write waits for it, and ComfyUI's care must not.
+    onStatus: (status) => {
+      void pod
         .setComfy({ ...status, error: status.error && redactor.redact(status.error), lastOutput: status.lastOutput.map((l) => redactor.redact(l)) })
-        .catch((err: Error) => log.debug({ err: err.message }, 'cannot record ComfyUI state')),
+        .catch((err: Error) => log.debug({ err: err.message }, 'cannot record ComfyUI state'));
+    },
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
   });
   const deps: WorkerDeps = {
@@ -92,6 +99,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
   // an earlier run goes on (its lock lapsed during a Redis outage, or Redis lost it and the flow
   // was enqueued again): the new run waits for the old one, which is cancelled when its lock is gone.
   const running = new KeyedMutex();
+  const underWay = new Set<Promise<unknown>>();
   const workers = QUEUE_NAMES.map((queueName) => {
     const opts: WorkerOptions = {
       connection,
@@ -104,7 +112,12 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     };
     const worker = new Worker(
       queueName,
-      (job: Job, _token?: string, signal?: AbortSignal) => running.run(`${queueName}:${job.id}`, () => dispatch(job, queueName, deps, HANDLERS, signal)),
+      (job: Job, _token?: string, signal?: AbortSignal) => {
+        const run = running.run(`${queueName}:${job.id}`, () => dispatch(job, queueName, deps, HANDLERS, signal));
+        underWay.add(run);
+        void run.catch(() => undefined).finally(() => underWay.delete(run));
+        return run;
+      },
       opts,
     );
     worker.on('lockRenewalFailed', (ids: string[]) => {
@@ -116,6 +129,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     worker.on('error', (err) => {
       // Redis being away is logged once by the connection's RedisHealth, not once per reconnect attempt.
       if (isConnectionError(err) || /could not renew lock/.test(err.message)) log.debug({ queue: queueName, err: err.message }, 'worker error');
+      else if (LOST_JOB.test(err.message)) log.warn({ queue: queueName, err: err.message }, 'a run ended after Redis lost or handed out its job again: its result is dropped, the job runs again');
       else log.error({ queue: queueName, err: deps.redactor.redact(err.message) }, 'worker error');
     });
     worker.on('failed', (job, err) => {
@@ -131,20 +145,41 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
   return {
     deps,
     async close(deadlineMs = 15_000) {
-      const graceful = Promise.all(workers.map((w) => w.close()));
+      // Without Redis a graceful close never ends (and a forced one after it returns the same
+      // promise): then the workers are closed forcibly from the start.
+      const closing = Promise.all(workers.map((w) => w.close(connection.status !== 'ready')));
       // ComfyUI stops at once: a service job waiting for its start must not hold the close up.
       const comfyStopped = comfy.stop();
-      const timedOut = await Promise.race([
-        graceful.then(() => false),
-        new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref()),
-      ]);
-      if (timedOut) {
-        log.warn({ deadlineMs }, 'active jobs did not finish in time; closing workers forcibly');
-        await Promise.all(workers.map((w) => w.close(true)));
+      if (!(await settlesWithin(closing, deadlineMs))) {
+        log.warn({ deadlineMs }, 'active jobs did not finish in time; they run again on the next start');
       }
       await comfyStopped;
     },
+    async abandonRuns(reason, deadlineMs = 10_000) {
+      if (underWay.size === 0) return;
+      log.warn({ runs: underWay.size, reason }, 'cancelling the runs under way');
+      for (const w of workers) w.cancelAllJobs(reason);
+      if (!(await settlesWithin(Promise.allSettled([...underWay]), deadlineMs))) {
+        log.warn({ deadlineMs }, 'some runs did not end in time; their jobs wait for them');
+      }
+    },
   };
+}
+
+/** BullMQ's refusals when a run ends whose job Redis no longer has, or has handed to another run. */
+const LOST_JOB = /Missing key for job|Missing lock for job|Lock mismatch for job/;
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
