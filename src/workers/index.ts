@@ -33,8 +33,9 @@ export interface WorkersOptions {
   connection: Redis;
   log: Logger;
   prefix: string;
-  /** ComfyUI's restart backoff (tests shorten it). */
+  /** ComfyUI's restart backoff, and how long it must stay healthy for the backoff to start over (tests shorten them). */
   comfyBackoffMs?: number;
+  comfyHealthyResetMs?: number;
 }
 
 export interface RunningWorkers {
@@ -79,6 +80,7 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
         .catch((err: Error) => log.debug({ err: err.message }, 'cannot record ComfyUI state'));
     },
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
+    ...(options.comfyHealthyResetMs !== undefined ? { healthyResetMs: options.comfyHealthyResetMs } : {}),
   });
   const deps: WorkerDeps = {
     config,
