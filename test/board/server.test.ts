@@ -203,4 +203,16 @@ describe('board server', () => {
     const job = await queues.queue.nodes.getJob(jobId);
     expect(job?.data).toEqual({ node: { name: 'ComfyUI-Impact-Pack', url: 'https://github.com/ltdrdata/ComfyUI-Impact-Pack.git', ref: 'v8.1' } });
   });
+
+  it('lists every model in /status, well past a thousand', { timeout: 60_000 }, async () => {
+    const spec = (i: number) => ({ source: 'url', url: `https://example.com/many/${i}.safetensors`, category: 'loras' });
+    for (const [from, count] of [[0, 500], [500, 500], [1000, 150]] as const) {
+      const res = await post('/api/models', { models: Array.from({ length: count }, (_, i) => spec(from + i)) });
+      expect(res.status).toBe(202);
+    }
+    const status = (await (await fetch(`${board.url}/status`, { headers: auth })).json()) as { models: { name: string }[] };
+    const many = status.models.filter((m) => m.name.startsWith('example.com/many/'));
+    expect(many).toHaveLength(1150);
+    expect(new Set(many.map((m) => m.name)).size).toBe(1150);
+  });
 });
