@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -17,7 +18,7 @@ import { jobIds, type ModelJobData } from '../src/queue/jobs.js';
 import { openQueues } from '../src/queue/queues.js';
 import { up } from '../src/runtime/up.js';
 import { startStaticServer } from '../test/fixtures/static-server.js';
-import { eventually, freePort, makeWorkspace, writeManifest } from '../test/helpers.js';
+import { freePort, makeWorkspace, writeManifest } from '../test/helpers.js';
 
 const SIZES = [10, 300];
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 50);
@@ -66,10 +67,13 @@ async function measure(models: number): Promise<Figures> {
   const stack = await up(config, pino({ level: 'silent' }));
   try {
     const get = (route: string) => fetch(`${stack.board.url}${route}`, { headers: auth }).then((r) => r.text());
-    await eventually(async () => {
+    // Looked at twice a second: each look at hundreds of models costs the stack under test.
+    for (;;) {
       const s = JSON.parse(await get('/status')) as { ready: boolean; models: { state: string }[] };
-      return s.ready && s.models.length === models && s.models.every((m) => m.state === 'ready');
-    }, 600_000, `${models} models ready`);
+      if (s.ready && s.models.length === models && s.models.every((m) => m.state === 'ready')) break;
+      if (Date.now() - started > 600_000) throw new Error(`${models} models not ready after 10 minutes`);
+      await sleep(500);
+    }
     const readySeconds = (Date.now() - started) / 1000;
     for (let i = 0; i < 5; i++) await get('/status');
     const samples: number[] = [];

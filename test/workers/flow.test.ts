@@ -50,7 +50,7 @@ describe('provisioning flow', () => {
     await stack.ws?.cleanup();
   });
 
-  async function boot(env: Record<string, string>, reuse?: { ws: Workspace; prefix: string }, comfyHealthyResetMs?: number) {
+  async function boot(env: Record<string, string>, reuse?: { ws: Workspace; prefix: string }, comfy: { backoffMs?: number; healthyResetMs?: number } = {}) {
     const ws = reuse?.ws ?? (await makeWorkspace());
     const prefix = reuse?.prefix ?? `t${process.pid}x${n++}`;
     const config = await testConfig({
@@ -60,7 +60,14 @@ describe('provisioning flow', () => {
       ...env,
     });
     const conn = new Redis({ path: redis.socket, maxRetriesPerRequest: null });
-    const workers = startWorkers({ config, connection: conn, log: silentLog, prefix, comfyBackoffMs: 100, ...(comfyHealthyResetMs ? { comfyHealthyResetMs } : {}) });
+    const workers = startWorkers({
+      config,
+      connection: conn,
+      log: silentLog,
+      prefix,
+      comfyBackoffMs: comfy.backoffMs ?? 100,
+      ...(comfy.healthyResetMs ? { comfyHealthyResetMs: comfy.healthyResetMs } : {}),
+    });
     const queues = openQueues(conn, prefix);
     Object.assign(stack, { ws, workers, queues, conn });
     return { ws, prefix, config, conn, workers, queues };
@@ -314,7 +321,8 @@ url = "${server.url('/dl/lora')}"
   });
 
   it('doubles the restart delay while ComfyUI keeps dying, and starts over after it stayed healthy', async () => {
-    const { config, conn, queues } = await boot({}, undefined, 1500);
+    // Delays long enough to be seen between two looks at the pod state, even on a busy machine.
+    const { config, conn, queues } = await boot({}, undefined, { backoffMs: 500, healthyResetMs: 2500 });
     await produce({ config, queues, connection: conn, log: silentLog });
     const pod = new PodState(conn, queues.prefix);
     const running = async (previousPid: number | null) =>
@@ -331,15 +339,15 @@ url = "${server.url('/dl/lora')}"
       return Math.round((restarting.nextTryAt! - restarting.updatedAt) / 100) * 100;
     };
     let c = await running(null);
-    expect(await delayAfterKill(c.pid!)).toBe(100);
+    expect(await delayAfterKill(c.pid!)).toBe(500);
     c = await running(c.pid);
-    expect(await delayAfterKill(c.pid!)).toBe(200);
+    expect(await delayAfterKill(c.pid!)).toBe(1000);
     c = await running(c.pid);
-    expect(await delayAfterKill(c.pid!)).toBe(400);
+    expect(await delayAfterKill(c.pid!)).toBe(2000);
     // Healthy for longer than the reset period: the next crash waits the first delay again.
     c = await running(c.pid);
-    await new Promise((r) => setTimeout(r, 1800));
-    expect(await delayAfterKill(c.pid!)).toBe(100);
+    await new Promise((r) => setTimeout(r, 2800));
+    expect(await delayAfterKill(c.pid!)).toBe(500);
     expect((await running(c.pid)).restarts).toBe(4);
   });
 });
