@@ -78,9 +78,23 @@ describe('phoenix up on an external Redis that restarts', () => {
         return res.status === 503 ? ((await res.json()) as { problems: string[] }) : undefined;
       }, 10_000, 'a 503 while Redis is away');
       expect(away.problems[0]).toMatch(/^Redis at .*redis\.sock is unavailable/);
+      // Away for a few seconds: reconnect attempts go on all along, the log says it once.
+      const logFrom = up.output().length;
+      await new Promise((r) => setTimeout(r, 3000));
+      const errors = up
+        .output()
+        .slice(logFrom)
+        .split('\n')
+        .filter((l) => /"level":(50|60)/.test(l));
+      expect(errors).toEqual([]);
+      expect(up.output()).toMatch(/"msg":"lost the connection to Redis; reconnecting"/);
       await startRedis(true);
+      const backAt = Date.now();
       const done = await up.until(allReady(2), 90_000, 'every model ready after Redis came back with its data');
-      console.log(`external Redis killed and restarted with AOF: ready again in ${((Date.now() - killedAt) / 1000).toFixed(1)} s; big model fetched again ${cdn.bytesServed - servedAtKill} of ${SIZE - servedAtKill} missing bytes`);
+      console.log(
+        `external Redis killed, away ${((backAt - killedAt) / 1000).toFixed(1)} s, back with its AOF: ready ${((Date.now() - backAt) / 1000).toFixed(1)} s later; ` +
+          `big model fetched again ${cdn.bytesServed - servedAtKill} of ${SIZE - servedAtKill} missing bytes`,
+      );
       expect(cdn.bytesServed - servedAtKill).toBeLessThanOrEqual(1.35 * (SIZE - servedAtKill));
       expect(up.output()).not.toMatch(/Redis no longer holds this start's jobs|its result is dropped/);
       const expected: Record<string, string> = {
