@@ -46,6 +46,13 @@ describe('PARANOID_MODE', () => {
       const s = (await (await fetch(`${stack.board.url}/status`, { headers: auth })).json()) as PodStatus;
       return s.ready ? s : undefined;
     }, 60_000, 'ready');
+    const added = await fetch(`${stack.board.url}/api/models`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ source: 'url', url: hub.url('/m/a.safetensors'), category: 'vae' }),
+    });
+    expect(added.status).toBe(202);
+    expect(existsSync(path.join(ws.dir, '.phoenix/runtime-additions.json'))).toBe(true);
     await mkdir(path.join(volume, 'models/.phoenix-tmp'), { recursive: true });
     await writeFile(path.join(volume, 'models/.phoenix-tmp/x--b.safetensors.part'), 'partial');
     expect(existsSync(path.join(ws.dir, '.phoenix/appendonlydir'))).toBe(true);
@@ -53,6 +60,7 @@ describe('PARANOID_MODE', () => {
     await stack.stop();
 
     expect(existsSync(path.join(ws.dir, '.phoenix/appendonlydir'))).toBe(false);
+    expect(existsSync(path.join(ws.dir, '.phoenix/runtime-additions.json'))).toBe(false);
     expect(existsSync(path.join(volume, 'models/.phoenix-tmp'))).toBe(false);
     expect(existsSync(path.join(home, '.cache/huggingface'))).toBe(false);
     expect(existsSync(path.join(home, '.cache/pip'))).toBe(false);
