@@ -19,9 +19,9 @@ export interface RecoveryOptions {
 /**
  * Redis that comes back without its data (no persistence, a new external Redis, a flush) has
  * forgotten this start's flow: the producer's mark is gone. Each time the connection is ready
- * again, and every few seconds, the workers look for that mark; when it is missing they tell Redis
- * ComfyUI's state again and re-run the producer, which enqueues every configured model and node
- * and the runtime additions. The jobs check the disk first: verified files are not downloaded
+ * again, and every few seconds, the workers look for that mark; when it is missing they end the
+ * runs of the lost jobs, tell Redis ComfyUI's state again and re-run the producer, which enqueues
+ * every configured model and node and the runtime additions. The jobs check the disk first: verified files are not downloaded
  * again, partial ones resume from their sidecars, and ComfyUI, already running, is not restarted.
  * Start it after the first producer run of this process.
  */

@@ -30,8 +30,6 @@ export interface StopHow {
 
 export interface UpOptions {
   prefix?: string;
-  /** First delay before restarting a dead embedded redis-server (tests shorten it). */
-  redisRestartDelayMs?: number;
 }
 
 /**
@@ -53,7 +51,6 @@ export async function up(config: Config, log: Logger, options: UpOptions = {}): 
         log,
         restarts: REDIS_RESTARTS,
         onGiveUp: fail,
-        ...(options.redisRestartDelayMs !== undefined ? { restartDelayMs: options.redisRestartDelayMs } : {}),
       });
   const target: RedisTarget = embedded ? await embedded.start() : redisTarget(config);
 

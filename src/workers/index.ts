@@ -98,8 +98,9 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     service: 1,
   };
   // A job runs at most once at a time in this process, even when BullMQ hands it out again while
-  // an earlier run goes on (its lock lapsed during a Redis outage, or Redis lost it and the flow
-  // was enqueued again): the new run waits for the old one, which is cancelled when its lock is gone.
+  // an earlier run goes on (its lock lapsed during a Redis outage): the new run waits for the old
+  // one. Runs whose jobs Redis lost are cancelled before those jobs are enqueued again
+  // (abandonRuns), and a run whose lock renewal is refused is cancelled too.
   const running = new KeyedMutex();
   const underWay = new Set<Promise<unknown>>();
   const workers = QUEUE_NAMES.map((queueName) => {
