@@ -58,10 +58,10 @@ export interface EmbeddedRedisOptions {
    */
   restarts?: number;
   onGiveUp?: (err: Error) => void;
-  /** First restart delay; doubles with each restart in a row. Default 250 ms. */
-  restartDelayMs?: number;
 }
 
+/** First restart delay; doubles with each restart in a row. */
+const RESTART_DELAY_MS = 250;
 /** A redis-server that stayed up this long starts the count of restarts in a row over. */
 const STABLE_MS = 60_000;
 
@@ -146,7 +146,7 @@ export class EmbeddedRedis {
       return;
     }
     this.restartsInARow += 1;
-    const delayMs = (this.options.restartDelayMs ?? 250) * 2 ** (this.restartsInARow - 1);
+    const delayMs = RESTART_DELAY_MS * 2 ** (this.restartsInARow - 1);
     this.options.log.error(
       { err: err.message, restart: this.restartsInARow, of: max, inMs: delayMs },
       'redis-server died; restarting it',
