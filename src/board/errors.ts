@@ -3,9 +3,9 @@ import type { Logger } from '../lib/log.js';
 import { isConnectionError } from '../lib/redis-health.js';
 import { BODY_LIMIT_BYTES, BodyErrorType } from './body.js';
 
-/** What the board knows about its Redis connection: why it is unavailable, if it is. */
+/** What the board knows about its Redis connection: why it is unavailable, if it is (or why `cause` failed). */
 export interface RedisAvailability {
-  problem(): string | undefined;
+  problem(cause?: Error): string | undefined;
 }
 
 /** Seconds a client is told to wait before asking again while Redis is away. */
@@ -34,7 +34,7 @@ export function errorHandler(log: Logger, redis: RedisAvailability | undefined):
       res.status(client.status).json({ error: client.error, problems: [client.problem] });
       return;
     }
-    const problem = redis?.problem() ?? (isConnectionError(err) ? `Redis is unavailable (${err.message})` : undefined);
+    const problem = redis?.problem() ?? (isConnectionError(err) ? (redis?.problem(err) ?? `Redis is unavailable (${err.message})`) : undefined);
     if (problem) {
       unavailable(res, problem);
       return;

@@ -31,11 +31,14 @@ export class RedisHealth {
     connection.on('end', () => clearInterval(this.reminder));
   }
 
-  /** Why commands cannot run now, or undefined when the connection is ready. */
-  problem(): string | undefined {
-    if (this.connection.status === 'ready') return undefined;
+  /**
+   * Why commands cannot run now, or undefined when the connection is ready. `cause`: a command
+   * failed for want of Redis before the connection noticed it was gone.
+   */
+  problem(cause?: Error): string | undefined {
+    if (this.connection.status === 'ready' && !cause) return undefined;
     const since = this.downSince !== undefined ? ` for ${Math.round((Date.now() - this.downSince) / 1000)}s` : '';
-    return `Redis at ${this.where} is unavailable${since} (${this.lastError ?? this.connection.status})`;
+    return `Redis at ${this.where} is unavailable${since} (${cause?.message ?? this.lastError ?? this.connection.status})`;
   }
 
   private lost(): void {
