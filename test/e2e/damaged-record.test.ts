@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allReady, sha256File, startUp } from '../fixtures/pod.js';
+import { allReady, comfyPids, sha256File, startUp } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
 import { freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
@@ -64,6 +64,7 @@ describe('phoenix up over a damaged verified-files record', () => {
       // Only the one-byte probes that resolve each model's size went out.
       expect(served() - before, damage).toBeLessThanOrEqual(3);
       for (const m of status.models) expect(await sha256File(m.path!), `${damage}: ${m.name}`).toBe(sha(files[`/m/${m.name}` as keyof typeof files]));
+      expect(await comfyPids(ws.comfyDir)).toEqual([status.comfyui.pid]);
       expect(up.output(), damage).toMatch(/"msg":"the verified-files record was damaged and is kept aside; files already in place are re-hashed instead of downloaded"/);
       const rebuilt = JSON.parse(await readFile(record, 'utf8')) as { files: Record<string, { sha256: string }> };
       expect(Object.values(rebuilt.files).map((e) => e.sha256).sort(), damage).toEqual(entries.map((e) => e.sha256).sort());
