@@ -304,8 +304,11 @@ CHECK="privacy is on, enforced by the proxy only"
 check python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); sys.exit(0 if p["enabled"] and p["enforcement"]=="proxy" and p["proxy"] else 1)' "$privacy_json"
 egress_proxy=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy"])' "$privacy_json")
 CHECK="ComfyUI was started with the proxy and the telemetry switches"
+# The stand-in records its start beside main.py, or in user/ when it runs as comfy and may not write there.
+runs="$WS/ComfyUI/standin-runs.jsonl"
+[ -f "$runs" ] || runs="$WS/ComfyUI/user/standin-runs.jsonl"
 check python3 -c 'import json,sys; e=json.loads(open(sys.argv[1]).readlines()[-1])["env"]; sys.exit(0 if e.get("HTTPS_PROXY")==sys.argv[2] and e.get("DO_NOT_TRACK")=="1" else 1)' \
-  "$WS/ComfyUI/standin-runs.jsonl" "$egress_proxy"
+  "$runs" "$egress_proxy"
 CHECK="the proxy refuses a telemetry host (403)"
 check test "$(http_code --proxy "$egress_proxy" http://api.mixpanel.com/track)" = 403
 CHECK="the blocked connection shows in /status and on the privacy page"

@@ -8,9 +8,8 @@ import { runStatus } from './commands/status.js';
 import { runTemplate } from './commands/template.js';
 import { ConfigError, loadConfig } from './config/index.js';
 import { createLogger } from './lib/log.js';
-import { forever, runBoard, runCleanup, runFleetBoard, runProduce, runRedis, runWorkers } from './runtime/programs.js';
-import { stopOnSignals } from './runtime/shutdown.js';
-import { up } from './runtime/up.js';
+import { runBoard, runCleanup, runFleetBoard, runProduce, runRedis, runWorkers } from './runtime/programs.js';
+import { runUp } from './runtime/up.js';
 
 const USAGE = `usage: phoenix <command>
 
@@ -65,11 +64,8 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger({ secrets: config.secrets, debug: config.debug });
 
   switch (command) {
-    case 'up': {
-      const stack = await up(config, log);
-      stopOnSignals(stack.stop, log);
-      return await forever();
-    }
+    case 'up':
+      return await runUp(config, log);
     case 'produce':
       return await runProduce(config, log);
     case 'workers':

@@ -1,4 +1,4 @@
-import express, { type RequestHandler, type Router } from 'express';
+import express, { type Router } from 'express';
 import type { PodState } from '../comfyui/pod-state.js';
 import type { Config } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
@@ -8,8 +8,12 @@ import { hasUrlCredentials } from '../lib/url-credentials.js';
 import { enqueueModels, enqueueNode } from '../producer/produce.js';
 import { QUEUE_NAMES } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
+import { jsonBody } from './body.js';
 import { isObject, parseModels } from './model-input.js';
 import { workflowsRoute } from './workflows-api.js';
+
+/** Job ids are at most this long (a slug and a hash); a longer one cannot name a job. */
+const MAX_JOB_ID = 200;
 
 /**
  * POST /api/models, POST /api/nodes, POST /api/workflows, GET /api/jobs/:id. Validation lists
@@ -20,7 +24,7 @@ export function apiRouter(config: Config, queues: Queues, pod: PodState, log: Lo
   const router = express.Router();
   // Before the JSON parser: a workflow is read as text, so a broken one is reported as such.
   router.post('/workflows', express.text({ type: () => true, limit: '32mb' }), workflowsRoute(config, queues, pod, log));
-  router.use(express.json({ limit: '256kb' }), requireJsonBody);
+  router.use(jsonBody());
 
   router.post('/models', async (req, res) => {
     const { models, problems } = parseModels(req.body, 'api');
@@ -28,7 +32,7 @@ export function apiRouter(config: Config, queues: Queues, pod: PodState, log: Lo
       res.status(400).json({ error: 'invalid model spec', problems });
       return;
     }
-    res.status(202).json({ models: await enqueueModels(config, queues, models) });
+    res.status(202).json({ models: await enqueueModels(config, queues, models, { log }) });
   });
 
   router.post('/nodes', async (req, res) => {
@@ -43,10 +47,14 @@ export function apiRouter(config: Config, queues: Queues, pod: PodState, log: Lo
       res.status(400).json({ error: 'invalid node spec', problems: formatIssues('node', parsed.error) });
       return;
     }
-    res.status(202).json(await enqueueNode(queues, parsed.data));
+    res.status(202).json(await enqueueNode(config, queues, parsed.data, log));
   });
 
   router.get('/jobs/:id', async (req, res) => {
+    if (req.params.id.length > MAX_JOB_ID) {
+      res.status(400).json({ error: 'invalid request', problems: [`id: ${req.params.id.length} characters; job ids have at most ${MAX_JOB_ID}`] });
+      return;
+    }
     for (const name of QUEUE_NAMES) {
       const job = await queues.queue[name].getJob(req.params.id);
       if (!job) continue;
@@ -72,22 +80,3 @@ export function apiRouter(config: Config, queues: Queues, pod: PodState, log: Lo
   return router;
 }
 
-/**
- * Every POST here takes a JSON body: one sent as another type, or none at all, is bad input
- * answered like any other (400 with the problem named), never a crash on an undefined body.
- */
-export const requireJsonBody: RequestHandler = (req, res, next) => {
-  if (req.method !== 'POST') {
-    next();
-    return;
-  }
-  const type = req.headers['content-type'];
-  const empty = !req.headers['transfer-encoding'] && Number(req.headers['content-length'] ?? 0) === 0;
-  const problem = empty
-    ? 'body: missing; send a JSON object'
-    : !req.is('application/json')
-      ? `body: must be JSON (Content-Type: application/json), not ${type ?? 'untyped'}`
-      : undefined;
-  if (problem) res.status(400).json({ error: 'invalid request', problems: [problem] });
-  else next();
-};

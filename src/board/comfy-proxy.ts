@@ -10,7 +10,7 @@ import { wantsPage, withoutCookie } from '../access/request.js';
 import { SESSION_COOKIE } from '../access/sessions.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
-import { jsonErrors } from './errors.js';
+import { errorHandler } from './errors.js';
 
 export interface ComfyProxyOptions {
   config: Config;
@@ -50,7 +50,7 @@ export async function startComfyProxy(options: ComfyProxyOptions): Promise<Runni
     stripCredentials(req);
     void proxy.web(req, res);
   });
-  app.use(jsonErrors(log));
+  app.use(errorHandler(log, undefined));
 
   const server: Server = createServer(app);
   // An upload may take longer than Node's default five minutes for a whole request.

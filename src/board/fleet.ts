@@ -3,7 +3,7 @@ import { parseLabels } from '../config/fleet.js';
 import type { FleetPod, PodRegistry } from '../fleet/registry.js';
 import { enqueueFleetModels } from '../producer/fleet.js';
 import type { FleetModelsResult, FleetQueues } from '../queue/fleet.js';
-import { requireJsonBody } from './api.js';
+import { jsonBody } from './body.js';
 import { isObject, parseModels } from './model-input.js';
 
 export interface FleetParts {
@@ -17,7 +17,7 @@ export interface FleetParts {
  */
 export function fleetApiRouter(fleet: FleetParts): Router {
   const router = express.Router();
-  router.use(express.json({ limit: '256kb' }), requireJsonBody);
+  router.use(jsonBody());
 
   router.get('/', async (_req, res) => {
     res.json({ pods: (await fleet.registry.list()).map(podView) });

@@ -3,6 +3,9 @@ import { formatIssues } from '../config/manifest.js';
 import { ModelSpec } from '../config/model-spec.js';
 import { hasUrlCredentials } from '../lib/url-credentials.js';
 
+/** Most models one request may add. */
+const MAX_MODELS_PER_REQUEST = 500;
+
 /**
  * Models in a request body: one spec, or `{"models": [...]}`. Every problem is listed; header
  * values and credentials inside URLs are refused (they would have to be stored). `extraKeys` are request fields beside the
@@ -10,9 +13,13 @@ import { hasUrlCredentials } from '../lib/url-credentials.js';
  */
 export function parseModels(body: unknown, origin: string, extraKeys: readonly string[] = []): { models: ConfiguredModel[]; problems: string[] } {
   const bare = isObject(body) ? Object.fromEntries(Object.entries(body).filter(([k]) => !extraKeys.includes(k))) : body;
-  const listed = isObject(bare) && Array.isArray(bare.models);
+  const listed = isObject(bare) && 'models' in bare;
+  if (listed && !Array.isArray(bare.models)) return { models: [], problems: ['models: must be a list of model specs'] };
   const list = listed ? (bare.models as unknown[]) : [bare];
   if (list.length === 0) return { models: [], problems: ['models: must list at least one model'] };
+  if (list.length > MAX_MODELS_PER_REQUEST) {
+    return { models: [], problems: [`models: ${list.length} listed; at most ${MAX_MODELS_PER_REQUEST} per request`] };
+  }
   const problems: string[] = [];
   const models: ConfiguredModel[] = [];
   list.forEach((raw, i) => {

@@ -17,7 +17,7 @@ import type { FleetQueues } from '../queue/fleet.js';
 import type { Queues } from '../queue/queues.js';
 import { apiRouter } from './api.js';
 import { startComfyProxy, type RunningComfyProxy } from './comfy-proxy.js';
-import { jsonErrors } from './errors.js';
+import { errorHandler, requireRedis, type RedisAvailability } from './errors.js';
 import type { FleetBoardQueues } from './fleet-board.js';
 import { fleetApiRouter, fleetPage } from './fleet.js';
 import { createMetrics, metricsBearer, metricsHandler } from './metrics.js';
@@ -42,6 +42,8 @@ export interface BoardOptions {
   host?: string;
   /** The login throttle's timing (tests lengthen its lockouts). */
   loginThrottle?: ThrottleOptions;
+  /** The API connection's health: while Redis is away, routes answer 503 with the reason. */
+  redis?: RedisAvailability;
 }
 
 export interface RunningBoard {
@@ -74,6 +76,7 @@ export function createApp(options: BoardOptions & { gate: Gate }): express.Expre
   app.get('/metrics', metricsBearer(config.metricsToken, metrics));
   app.use(loginRouter(gate));
   app.use(requireLogin(gate));
+  app.use(requireRedis(options.redis));
   app.get('/metrics', metrics);
 
   const board = new ExpressAdapter();
@@ -109,7 +112,7 @@ export function createApp(options: BoardOptions & { gate: Gate }): express.Expre
     app.use('/api/fleet', fleetApiRouter(fleet));
   }
 
-  app.use(jsonErrors(log));
+  app.use(errorHandler(log, options.redis));
   return app;
 }
 

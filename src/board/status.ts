@@ -1,6 +1,5 @@
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
-import type { Job } from 'bullmq';
 import type { ComfyStatus, Gpu, PodState } from '../comfyui/pod-state.js';
 import { isHealthy } from '../comfyui/process.js';
 import type { Config } from '../config/index.js';
@@ -22,6 +21,7 @@ import type { Queues } from '../queue/queues.js';
 import { workflowStatuses, type WorkflowStatus } from '../queue/workflow-progress.js';
 import { privacyStatus, type PrivacyStatus } from '../privacy/status.js';
 import { PrivacyStore } from '../privacy/store.js';
+import { snapshotJobs, type JobSnapshot } from '../queue/snapshot.js';
 import { readVersions } from './versions.js';
 
 export type ModelState = 'queued' | 'downloading' | 'verifying' | 'ready' | 'failed';
@@ -87,8 +87,6 @@ export interface PodStatus {
   isolation: IsolationStatus;
 }
 
-const ALL_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'completed', 'failed'] as const;
-
 /** The JSON of GET /status, built from the queues and the pod state. */
 export async function podStatus(config: Config, queues: Queues, pod: PodState): Promise<PodStatus> {
   const [comfy, models, nodes, workflows, counts, disk, gpus, versions, privacy, isolation] = await Promise.all([
@@ -109,21 +107,22 @@ export async function podStatus(config: Config, queues: Queues, pod: PodState): 
   return { ready, comfyui, models, nodes, workflows, queues: counts, disk, gpus, versions, privacy, isolation };
 }
 
+/** Every model, from two snapshots (organize and download jobs): a fixed number of round trips at any scale. */
 async function modelStatuses(queues: Queues): Promise<ModelStatus[]> {
-  const organizeJobs = await queues.queue.organize.getJobs([...ALL_STATES], 0, 999, true);
-  const models = await Promise.all(
-    organizeJobs
-      .filter((j): j is Job<ModelJobData> => j?.name === JobName.OrganizeModel)
-      .map(async (organize) => {
-        const download = await queues.queue.download.getJob(jobIds.download(organize.data.id));
-        return modelStatus(organize, download, await organize.getState(), download ? await download.getState() : undefined);
-      }),
-  );
-  return models.sort((a, b) => a.id.localeCompare(b.id));
+  const [organizeJobs, downloadJobs] = await Promise.all([snapshotJobs(queues.queue.organize), snapshotJobs(queues.queue.download)]);
+  const downloads = new Map(downloadJobs.map((j) => [j.id, j]));
+  return organizeJobs
+    .filter((j) => j.name === JobName.OrganizeModel)
+    .map((organize) => {
+      const data = organize.data as ModelJobData;
+      return modelStatus(organize, data, downloads.get(jobIds.download(data.id)));
+    })
+    .sort((a, b) => a.id.localeCompare(b.id));
 }
 
-function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, organizeState: string, downloadState: string | undefined): ModelStatus {
-  const data = organize.data;
+function modelStatus(organize: JobSnapshot, data: ModelJobData, download: JobSnapshot | undefined): ModelStatus {
+  const organizeState = organize.state;
+  const downloadState = download?.state;
   const published = (organize.returnvalue as OrganizeResult | null)?.files;
   const progress = (download?.progress ?? {}) as Partial<DownloadProgress>;
   let state: ModelState;
@@ -131,7 +130,7 @@ function modelStatus(organize: Job<ModelJobData>, download: Job | undefined, org
   if (organizeState === 'completed') state = 'ready';
   else if (organizeState === 'failed') {
     state = 'failed';
-    error = organize.failedReason ?? null;
+    error = organize.failedReason;
   } else if (organizeState === 'active' || downloadState === 'completed') state = 'verifying';
   else if (downloadState === 'failed') {
     state = 'failed';
@@ -180,28 +179,26 @@ function fileStatuses(published: OrganizeResult['files'] | undefined, reported: 
 }
 
 async function nodeStatuses(queues: Queues, registryUrl: string): Promise<NodeStatus[]> {
-  const jobs = await queues.queue.nodes.getJobs([...ALL_STATES], 0, 999, true);
-  const out = await Promise.all(
-    jobs
-      .filter((j): j is Job<NodeJobData> => j?.name === JobName.InstallNode)
-      .map(async (job): Promise<NodeStatus> => {
-        const state = await job.getState();
-        const { node } = job.data;
-        const result = job.returnvalue as NodeResult | null;
-        const registry = isRegistryNode(node);
-        return {
-          name: node.name,
-          source: registry ? 'registry' : 'git',
-          url: registry ? `${registryUrl}/nodes/${encodeURIComponent(node.registry)}` : node.url,
-          ref: (registry ? node.version : node.ref) ?? null,
-          commit: result?.commit ?? null,
-          version: result?.version ?? null,
-          state: state === 'completed' ? 'installed' : state === 'failed' ? 'failed' : state === 'active' ? 'installing' : 'queued',
-          error: state === 'failed' || job.failedReason ? job.failedReason ?? null : null,
-        };
-      }),
-  );
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+  const jobs = await snapshotJobs(queues.queue.nodes);
+  return jobs
+    .filter((job) => job.name === JobName.InstallNode)
+    .map((job): NodeStatus => {
+      const { node } = job.data as NodeJobData;
+      const { state } = job;
+      const result = job.returnvalue as NodeResult | null;
+      const registry = isRegistryNode(node);
+      return {
+        name: node.name,
+        source: registry ? 'registry' : 'git',
+        url: registry ? `${registryUrl}/nodes/${encodeURIComponent(node.registry)}` : node.url,
+        ref: (registry ? node.version : node.ref) ?? null,
+        commit: result?.commit ?? null,
+        version: result?.version ?? null,
+        state: state === 'completed' ? 'installed' : state === 'failed' ? 'failed' : state === 'active' ? 'installing' : 'queued',
+        error: job.failedReason,
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
 }
 
 async function queueCounts(queues: Queues): Promise<PodStatus['queues']> {

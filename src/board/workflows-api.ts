@@ -26,7 +26,7 @@ export function workflowsRoute(config: Config, queues: Queues, pod: PodState, lo
       res.status(400).json({ error: 'invalid workflow', problems: workflow.problems });
       return;
     }
-    const enqueued = await enqueueWorkflow(config, queues, pod, workflow);
+    const enqueued = await enqueueWorkflow(config, queues, pod, workflow, log);
     const status = (await workflowStatuses(config, queues, pod)).find((w) => w.name === name);
     // Everything it needs may be in place already: then no job will finish to announce it.
     if (status?.ready && (await pod.announceOnce(`workflow:${name}`))) {

@@ -13,6 +13,10 @@ export interface ComfyStatus {
   error: string | null;
   /** When the ComfyUI now starting or running was launched: custom nodes installed later are not loaded in it. */
   startedAt: number | null;
+  /** ComfyUI's last output lines when a try failed or it died; empty otherwise. */
+  lastOutput: string[];
+  /** When the next try is due (ms since the epoch) while it is `failed` or `restarting`; else null. */
+  nextTryAt: number | null;
   updatedAt: number;
 }
 
@@ -34,7 +38,8 @@ export class PodState {
 
   async comfy(port: number): Promise<ComfyStatus> {
     const raw = await this.redis.get(this.key('comfyui'));
-    return raw ? (JSON.parse(raw) as ComfyStatus) : { state: 'waiting', pid: null, port, restarts: 0, error: null, startedAt: null, updatedAt: 0 };
+    const waiting: ComfyStatus = { state: 'waiting', pid: null, port, restarts: 0, error: null, lastOutput: [], nextTryAt: null, startedAt: null, updatedAt: 0 };
+    return raw ? { ...waiting, ...(JSON.parse(raw) as Partial<ComfyStatus>) } : waiting;
   }
 
   async setGpus(gpus: readonly Gpu[]): Promise<void> {

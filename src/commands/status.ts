@@ -12,7 +12,11 @@ export async function runStatus(config: Config, json: boolean): Promise<number> 
   const s = res.body;
   if (json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
   else {
-    process.stdout.write(`ready: ${s.ready}  ComfyUI: ${s.comfyui.state}\n`);
+    const { comfyui } = s;
+    const nextTry = comfyui.nextTryAt ? `  (next try in ${Math.max(0, Math.round((comfyui.nextTryAt - Date.now()) / 1000))}s)` : '';
+    process.stdout.write(`ready: ${s.ready}  ComfyUI: ${comfyui.state}${nextTry}\n`);
+    if (comfyui.error) process.stdout.write(`  ComfyUI: ${comfyui.error}\n`);
+    for (const line of comfyui.lastOutput ?? []) process.stdout.write(`    | ${line}\n`);
     for (const m of s.models) {
       const pct = m.bytes ? ` ${Math.floor((100 * m.bytesDone) / m.bytes)}%` : '';
       const waiting = m.waitingFor ? `  waiting for ${m.waitingFor}` : '';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isGoogleDriveLink, type DriveEndpoints } from '../lib/gdrive.js';
-import { isPlainName, shortHash, slug } from '../lib/names.js';
+import { nameProblem, shortHash, slug } from '../lib/names.js';
 import { redactUrl } from '../lib/url-credentials.js';
 import { isAir, isCivitaiHost, parseAir, parseCivitaiUrl, type CivitaiRef } from './civitai-ids.js';
 import { normalizeFolder, type ModelFolder } from './folders.js';
@@ -15,8 +15,16 @@ export const Sha256 = z
   .regex(/^[a-fA-F0-9]{64}$/, 'must be 64 hex characters')
   .transform((s) => s.toLowerCase());
 
+/**
+ * Bounds on what a request may hold: every text is kept and compared as text (ids are never turned
+ * into numbers), and none grows without limit in Redis or a job id.
+ */
+const MAX_URL = 4096;
+const MAX_ID_DIGITS = 20;
+
 export const HttpUrl = z
   .string()
+  .max(MAX_URL, `must be at most ${MAX_URL} characters`)
   .refine((u) => {
     try {
       const p = new URL(u);
@@ -26,7 +34,35 @@ export const HttpUrl = z
     }
   }, 'must be an http(s) URL');
 
-const PlainName = z.string().refine(isPlainName, 'must be a plain file name (no "/", "\\", "..", or leading dot)');
+/** A file or folder name; the message says which rule it breaks. */
+export const PlainName = z.string().superRefine((name, ctx) => {
+  const problem = nameProblem(name);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/**
+ * A CivitAI id (model version, model, file), kept as the digits it was given. A JSON number is
+ * accepted only while it is exact: past 2^53 the parser has already rounded it (9007199254740993
+ * reads as …992), so it is refused rather than silently turned into another model's id.
+ */
+const CivitaiId = (what: string, hint = '') =>
+  z
+    .union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      if (typeof v === 'string') return v;
+      if (Number.isSafeInteger(v) && v >= 0) return String(v);
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be sent as a string ("…"): as a JSON number it is not an exact whole number below ${Number.MAX_SAFE_INTEGER + 1} (JSON numbers past 2^53 are rounded when read)`,
+      });
+      return z.NEVER;
+    })
+    .pipe(
+      z.string().superRefine((id, ctx) => {
+        if (!/^\d+$/.test(id)) ctx.addIssue({ code: 'custom', message: `must be a numeric CivitAI ${what}${hint}` });
+        else if (id.length > MAX_ID_DIGITS) ctx.addIssue({ code: 'custom', message: `must be a CivitAI ${what} of at most ${MAX_ID_DIGITS} digits` });
+      }),
+    );
 
 const Category = z
   .string()
@@ -35,11 +71,13 @@ const Category = z
 
 const RepoId = z
   .string()
+  .max(200, 'must be at most 200 characters')
   .regex(/^(datasets\/|spaces\/)?[\w.-]+\/[\w.-]+$/, 'must look like "owner/repo"');
 
 const RepoPath = z
   .string()
   .min(1)
+  .max(1024, 'must be at most 1024 characters')
   .refine((p) => !p.split('/').some((s) => s === '..' || s === ''), 'must be a path inside the repository');
 
 const common = {
@@ -49,12 +87,6 @@ const common = {
   overwrite: z.boolean().optional(),
 };
 
-const NumericId = (what: string) =>
-  z
-    .union([z.string(), z.number()])
-    .transform(String)
-    .pipe(z.string().regex(/^\d+$/, `must be a numeric CivitAI ${what}`));
-
 /**
  * A CivitAI model version, or a model's latest version when only `modelId` is known (a model page
  * URL or an AIR without `@version`). `fileId` or `file` picks one file of a multi-file version;
@@ -63,10 +95,10 @@ const NumericId = (what: string) =>
 export const CivitaiSpec = z
   .strictObject({
     source: z.literal('civitai'),
-    versionId: NumericId('model-version id (or an AIR urn:air:…:civitai:<model>@<version>, or a civitai.com model URL)').optional(),
-    modelId: NumericId('model id').optional(),
-    fileId: NumericId('file id').optional(),
-    file: z.string().min(1).optional(),
+    versionId: CivitaiId('model-version id', ' (or an AIR urn:air:…:civitai:<model>@<version>, or a civitai.com model URL)').optional(),
+    modelId: CivitaiId('model id').optional(),
+    fileId: CivitaiId('file id').optional(),
+    file: z.string().min(1).max(255, 'must be at most 255 characters').optional(),
     ...common,
   })
   .refine((s) => s.versionId !== undefined || s.modelId !== undefined, {
@@ -81,8 +113,8 @@ export const HuggingfaceSpec = z.strictObject({
   source: z.literal('huggingface'),
   repo: RepoId,
   file: RepoPath.optional(),
-  revision: z.string().min(1).regex(/^[^\s:]+$/, 'must be a branch, tag or commit').optional(),
-  include: z.array(z.string().min(1)).min(1).optional(),
+  revision: z.string().min(1).max(255, 'must be at most 255 characters').regex(/^[^\s:]+$/, 'must be a branch, tag or commit').optional(),
+  include: z.array(z.string().min(1).max(255, 'must be at most 255 characters')).min(1).max(100, 'must list at most 100 patterns').optional(),
   ...common,
 });
 

@@ -1,17 +1,15 @@
 import { z } from 'zod';
-import { isPlainName } from '../lib/names.js';
 import { redactUrl } from '../lib/url-credentials.js';
-import { HttpUrl, Sha256 } from './model-spec.js';
-
-const FolderName = z.string().refine(isPlainName, 'must be a plain folder name');
+import { HttpUrl, PlainName, Sha256 } from './model-spec.js';
 
 /** A custom node from git: `<name>` is its folder under custom_nodes/. */
 export const GitNodeSpec = z.strictObject({
-  name: FolderName,
+  name: PlainName,
   url: HttpUrl.refine((u) => !u.startsWith('-'), 'must not start with "-"'),
   ref: z
     .string()
     .min(1)
+    .max(255, 'must be at most 255 characters')
     .regex(/^[^-\s][^\s]*$/, 'must be a tag, branch or commit (no spaces, not starting with "-")')
     .optional(),
 });
@@ -22,8 +20,8 @@ export type GitNodeSpec = z.output<typeof GitNodeSpec>;
  * unpacked into custom_nodes/<registry id>. `sha256` pins the zip's bytes.
  */
 export const RegistryNodeSpec = z.strictObject({
-  name: FolderName,
-  registry: z.string().regex(/^[A-Za-z0-9][\w.-]*$/, 'must be a Comfy Registry node id (e.g. comfyui-kjnodes)'),
+  name: PlainName,
+  registry: z.string().max(100, 'must be at most 100 characters').regex(/^[A-Za-z0-9][\w.-]*$/, 'must be a Comfy Registry node id (e.g. comfyui-kjnodes)'),
   version: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be a released version like 1.2.3 (as registry.comfy.org lists it)').optional(),
   sha256: Sha256.optional(),
 });

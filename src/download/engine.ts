@@ -1,13 +1,13 @@
 import { setMaxListeners } from 'node:events';
-import { type FileHandle, mkdir, open, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { ChecksumMismatch, TransientError } from '../lib/errors.js';
 import { statIfExists } from '../lib/fs.js';
 import { Connector, type OpenedResponse, parseContentRange } from './connector.js';
-import { discardPartial, ensureFreeSpace } from './disk.js';
+import { discardPartial, diskFullError, ensureFreeSpace, isNoSpace } from './disk.js';
 import { OrderedHasher } from './ordered-hasher.js';
 import { type ByteRange, RangeSet } from './ranges.js';
-import { type PartState, readState, statePath, urlIdentity, writeState } from './state.js';
+import { type PartState, readState, urlIdentity, writeState } from './state.js';
 import { fetchRange, type OpenContext, openRangeRetrying, type TransferContext } from './transfer.js';
 import type { DownloadRequest } from './types.js';
 
@@ -67,7 +67,9 @@ class StartOver extends Error {}
  * Downloads one file to `partPath` over parallel ranged connections, hashing while downloading.
  * Progress survives a killed process in `<partPath>.state`; a size or checksum mismatch deletes the
  * data and throws a TransientError so the attempt is retried. On success the part file holds
- * exactly the verified bytes and the sidecar is gone.
+ * exactly the verified bytes and the sidecar records it complete until the file is published, so
+ * a run whose job was lost (Redis restarted empty) is finished by re-hashing, not fetching again.
+ * A full disk (ENOSPC) ends the call with a DiskFullError and keeps the data for a resume.
  */
 export async function downloadFile(options: DownloadFileOptions): Promise<DownloadFileResult> {
   await mkdir(path.dirname(options.partPath), { recursive: true });
@@ -142,7 +144,10 @@ class FileDownload {
           this.dirty = true;
         },
       };
-      const bytes = await this.transfer(ctx, probe, probeRange, total, segment);
+      const bytes = await this.transfer(ctx, probe, probeRange, total, segment).catch(async (err: unknown) => {
+        if (!isNoSpace(err)) throw err;
+        throw await diskFullError(options.partPath, this.written.size, total, this.connector.where);
+      });
       const sha256 = await hasher.digest(bytes);
       if (options.expectedSha256 && sha256 !== options.expectedSha256.toLowerCase()) {
         await discardPartial(options.partPath);
@@ -150,7 +155,14 @@ class FileDownload {
           `sha256 of ${this.connector.where} is ${sha256}, expected ${options.expectedSha256}: data discarded`,
         );
       }
-      await rm(statePath(options.partPath), { force: true });
+      await writeState(options.partPath, {
+        version: 1,
+        urlId: urlIdentity(options.request.url),
+        total: bytes,
+        validator: this.state?.validator ?? {},
+        done: bytes > 0 ? [[0, bytes]] : [],
+        hashedBytes: bytes,
+      }).catch(() => undefined);
       options.onContiguous?.(bytes);
       return { bytes, sha256, resumedBytes, ranged: probe?.status !== 200 };
     } finally {

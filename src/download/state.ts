@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { ByteRange } from './ranges.js';
 
 /**
@@ -41,9 +41,17 @@ export async function readState(partPath: string): Promise<PartState | undefined
   }
 }
 
-/** Written to a temp file and renamed, so a kill leaves either the old or the new state. */
+/**
+ * Written to a temp file and renamed, so a kill leaves either the old or the new state. A write
+ * that fails (a full disk) leaves the old state and no temp file behind.
+ */
 export async function writeState(partPath: string, state: PartState): Promise<void> {
   const temp = `${statePath(partPath)}.tmp`;
-  await writeFile(temp, JSON.stringify(state));
-  await rename(temp, statePath(partPath));
+  try {
+    await writeFile(temp, JSON.stringify(state));
+    await rename(temp, statePath(partPath));
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
 }

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TransientError, UserError } from '../lib/errors.js';
 import { parseRetryAfter } from '../lib/http.js';
 import { type Connector, type OpenedResponse, parseContentRange, type ResponseBody } from './connector.js';
+import { isNoSpace } from './disk.js';
 import type { OrderedHasher } from './ordered-hasher.js';
 import type { RangeSet } from './ranges.js';
 
@@ -218,7 +219,8 @@ async function withWatchdog<T>(
 /** Decides whether a failed attempt is retried within this call, and waits before it. */
 async function pauseBeforeRetry(ctx: OpenContext, err: unknown, failures: number, at: number): Promise<void> {
   if (ctx.signal.aborted) throw err;
-  if (err instanceof UserError || err instanceof TransientError) throw err;
+  // A full disk does not empty by retrying: the download ends at once, keeping what it wrote.
+  if (err instanceof UserError || err instanceof TransientError || isNoSpace(err)) throw err;
   const delayMs = err instanceof Hiccup ? err.delayMs : undefined;
   if (failures > ctx.retries) {
     throw new TransientError(

@@ -1,5 +1,6 @@
-import { chmod, mkdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
+import { discardPartial } from '../download/disk.js';
 import { partPath } from '../download/paths.js';
 import type { DownloadedFile } from '../download/types.js';
 import { UserError } from '../lib/errors.js';
@@ -62,14 +63,14 @@ async function publishTo(target: string, req: PublishRequest): Promise<string> {
     problems.push(`sha256 ${file.sha256}, expected ${file.expectedSha256.toLowerCase()}`);
   }
   if (problems.length > 0) {
-    await rm(file.tempPath, { force: true });
+    await discardPartial(file.tempPath);
     throw new UserError(`${file.name} failed the checksum gate (${problems.join('; ')}): not published, data discarded`);
   }
 
   const existing = await statIfExists(target);
   if (existing) {
     if (!existing.isFile()) {
-      await rm(file.tempPath, { force: true });
+      await discardPartial(file.tempPath);
       throw new UserError(`${target} exists and is not a file; remove it or rename the model with "filename"`);
     }
     // A different size is different content: no need to hash gigabytes to say so.
@@ -78,12 +79,12 @@ async function publishTo(target: string, req: PublishRequest): Promise<string> {
         ? undefined
         : ((await record.validEntryAt(target))?.sha256 ?? (await sha256File(target)));
     if (existingSha !== undefined && sameHash(existingSha, file.sha256)) {
-      await rm(file.tempPath, { force: true });
+      await discardPartial(file.tempPath);
       await record.add(req.modelId, target, existingSha);
       return target;
     }
     if (!req.overwrite) {
-      await rm(file.tempPath, { force: true });
+      await discardPartial(file.tempPath);
       const what = existingSha ? `sha256 ${existingSha}` : `${existing.size} bytes, not ${onDisk.size}`;
       throw new UserError(
         `${target} already exists with other content (${what}); give the model another name with "filename", or set overwrite = true to replace it`,
@@ -95,6 +96,8 @@ async function publishTo(target: string, req: PublishRequest): Promise<string> {
   await chmod(file.tempPath, 0o640);
   await rename(file.tempPath, target);
   await record.add(req.modelId, target, file.sha256.toLowerCase());
+  // The resume sidecar outlived the download (it marks the data complete) until here.
+  await discardPartial(file.tempPath);
   return target;
 }
 

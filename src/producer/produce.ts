@@ -8,10 +8,12 @@ import type { Config, ConfiguredModel } from '../config/index.js';
 import type { NodeSpec } from '../config/nodes.js';
 import type { Logger } from '../lib/log.js';
 import type { RedisClient } from '../lib/redis-client.js';
-import { VerifiedRecord } from '../organize/record.js';
+import { KeyedMutex } from '../lib/serial.js';
 import { RECORD_KEY_FILE } from '../organize/record-key.js';
+import { VerifiedRecord } from '../organize/record.js';
 import { SERVICE_JOB_ID, type QueueName } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
+import { RuntimeAdditions } from './additions.js';
 import { bootPlan, flowJobIds, flowJobs, modelFlow, nodeJob } from './flow.js';
 import { downloadPriorities } from './priorities.js';
 
@@ -45,6 +47,7 @@ export async function produce(options: ProduceOptions): Promise<ProduceResult> {
       const finished = state === 'completed' || state === 'failed';
       if (!finished || (await (options.isComfyHealthy ?? (() => isHealthy(config.comfyui.listen.port)))())) {
         log.info({ state }, 'this start is already provisioned or provisioning: nothing to enqueue');
+        await markProvisioned(connection, queues.prefix);
         return { action: 'unchanged', jobIds: [] };
       }
       await service.remove({ removeChildren: true }).catch((err: Error) => {
@@ -58,12 +61,32 @@ export async function produce(options: ProduceOptions): Promise<ProduceResult> {
     await removeStale(queues, flows.flatMap(flowJobs), log);
     for (const flow of flows) await queues.flows.add(flow);
     const ids = flows.flatMap(flowJobIds);
+    const added = await new RuntimeAdditions(config.stateDir, config.secrets, log).load();
+    const addedModels = await addModels(config, queues, added.models);
+    for (const node of added.nodes) await addNode(queues, node);
+    await markProvisioned(connection, queues.prefix);
     log.info(
-      { models: config.models.length, nodes: config.nodes.length, waitFor: config.comfyui.waitFor, jobs: ids.length },
+      {
+        models: config.models.length,
+        nodes: config.nodes.length,
+        runtimeModels: addedModels.length,
+        runtimeNodes: added.nodes.length,
+        waitFor: config.comfyui.waitFor,
+        jobs: ids.length,
+      },
       'enqueued this start\'s flow',
     );
     return { action: 'started', jobIds: ids };
   });
+}
+
+/** Redis key that exists while this start's flow is in Redis; the workers watch it (runtime/recovery.ts). */
+export function provisionedKey(prefix: string): string {
+  return `${prefix}:pod:provisioned`;
+}
+
+async function markProvisioned(connection: RedisClient, prefix: string): Promise<void> {
+  await connection.set(provisionedKey(prefix), String(Date.now()));
 }
 
 export interface EnqueuedModel {
@@ -73,11 +96,37 @@ export interface EnqueuedModel {
   status: 'queued' | 'exists';
 }
 
+/** How a runtime addition is enqueued. */
+export interface AdditionOptions {
+  /** Puts the downloads among those of this start's workflows (POST /api/workflows). */
+  priority?: number;
+  log?: Logger;
+}
+
 /**
  * Runtime additions (POST /api/models, POST /api/workflows): standalone flows, so ComfyUI is not
- * restarted. `priority` puts them among the downloads of this start's workflows.
+ * restarted. They are remembered on disk (producer/additions.ts) for a Redis that loses its data
+ * and for later starts.
  */
-export async function enqueueModels(config: Config, queues: Queues, models: readonly ConfiguredModel[], priority?: number): Promise<EnqueuedModel[]> {
+export async function enqueueModels(config: Config, queues: Queues, models: readonly ConfiguredModel[], options: AdditionOptions = {}): Promise<EnqueuedModel[]> {
+  const { log } = options;
+  const out = await addModels(config, queues, models, options.priority);
+  await new RuntimeAdditions(config.stateDir, config.secrets, log)
+    .addModels(models)
+    .catch((err: Error) => log?.warn({ err: err.message }, 'runtime models not remembered on disk; after a Redis loss, add them again'));
+  return out;
+}
+
+/** Runtime additions (POST /api/nodes), remembered like models. */
+export async function enqueueNode(config: Config, queues: Queues, node: NodeSpec, log?: Logger): Promise<{ jobId: string; status: 'queued' | 'exists' }> {
+  const out = await addNode(queues, node);
+  await new RuntimeAdditions(config.stateDir, config.secrets, log)
+    .addNode(node)
+    .catch((err: Error) => log?.warn({ err: err.message }, 'runtime node not remembered on disk; after a Redis loss, add it again'));
+  return out;
+}
+
+async function addModels(config: Config, queues: Queues, models: readonly ConfiguredModel[], priority?: number): Promise<EnqueuedModel[]> {
   const out: EnqueuedModel[] = [];
   for (const model of models) {
     const flow = modelFlow(config, model, false, priority);
@@ -87,21 +136,25 @@ export async function enqueueModels(config: Config, queues: Queues, models: read
   return out;
 }
 
-/** Runtime additions (POST /api/nodes). */
-export async function enqueueNode(queues: Queues, node: NodeSpec): Promise<{ jobId: string; status: 'queued' | 'exists' }> {
+async function addNode(queues: Queues, node: NodeSpec): Promise<{ jobId: string; status: 'queued' | 'exists' }> {
   const flow = nodeJob(node, false);
   return { jobId: flow.opts!.jobId!, status: await addUnlessPresent(queues, flow) };
 }
 
-async function addUnlessPresent(queues: Queues, flow: FlowJob): Promise<'queued' | 'exists'> {
-  const root = await queues.queue[flow.queueName as QueueName].getJob(flow.opts!.jobId!);
-  if (root) {
-    if ((await root.getState()) !== 'failed') return 'exists';
-    await root.remove({ removeChildren: true });
-  }
-  await removeStale(queues, flowJobs(flow), undefined);
-  await queues.flows.add(flow);
-  return 'queued';
+/** Additions of one flow run one at a time in this process: of two concurrent requests, one adds, the other finds it. */
+const adding = new KeyedMutex();
+
+function addUnlessPresent(queues: Queues, flow: FlowJob): Promise<'queued' | 'exists'> {
+  return adding.run(`${queues.prefix}:${flow.opts!.jobId!}`, async () => {
+    const root = await queues.queue[flow.queueName as QueueName].getJob(flow.opts!.jobId!);
+    if (root) {
+      if ((await root.getState()) !== 'failed') return 'exists';
+      await root.remove({ removeChildren: true });
+    }
+    await removeStale(queues, flowJobs(flow), undefined);
+    await queues.flows.add(flow);
+    return 'queued';
+  });
 }
 
 /** Jobs left from earlier starts under the same ids (failed or done) are replaced, never doubled. */

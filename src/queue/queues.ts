@@ -17,10 +17,13 @@ export interface Queues {
 /** The four queues and a FlowProducer over one connection (closed by the caller). */
 export function openQueues(connection: RedisClient, prefix: string = DEFAULT_PREFIX): Queues {
   const queue = Object.fromEntries(
-    QUEUE_NAMES.map((name) => [
-      name,
-      new Queue(name, { connection, prefix, streams: { events: { maxLen: 1000 } } }),
-    ]),
+    QUEUE_NAMES.map((name) => {
+      const q = new Queue(name, { connection, prefix, streams: { events: { maxLen: 1000 } } });
+      // Its 'error' events are the connection's (Redis away): the connection's RedisHealth reports
+      // those once; without a listener BullMQ prints every reconnect attempt to the console.
+      q.on('error', () => undefined);
+      return [name, q];
+    }),
   ) as Record<QueueName, Queue>;
   const flows = new FlowProducer({ connection, prefix });
   return {

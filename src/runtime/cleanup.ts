@@ -6,12 +6,13 @@ import { tempDir } from '../download/paths.js';
 import { pathExists } from '../lib/fs.js';
 import type { Logger } from '../lib/log.js';
 import type { RunAs } from '../lib/run-as.js';
+import { ADDITIONS_FILE } from '../producer/additions.js';
 
 /** Files that remember what a pod fetched, from where, and what was typed into it. */
 const HOME_TRACES = ['.cache/pip', '.cache/huggingface', '.bash_history', '.python_history', '.wget-hsts', '.lesshst'];
 
-/** Phoenix's own state: the Redis data (queues, job logs, URLs) and FileBrowser's database. */
-const STATE_TRACES = ['appendonlydir', 'appendonly.aof', 'dump.rdb', 'filebrowser.db'];
+/** Phoenix's own state: the Redis data (queues, job logs, URLs), the models added at runtime, and FileBrowser's database. */
+const STATE_TRACES = ['appendonlydir', 'appendonly.aof', 'dump.rdb', ADDITIONS_FILE, 'filebrowser.db'];
 
 /**
  * What `phoenix cleanup` removes: always the partial downloads; with PARANOID_MODE also Phoenix's

@@ -5,6 +5,7 @@ import { ConfigError, type Config } from '../config/index.js';
 import { PodCounters } from '../fleet/counters.js';
 import { PodRegistry } from '../fleet/registry.js';
 import type { Logger } from '../lib/log.js';
+import { RedisHealth } from '../lib/redis-health.js';
 import { startPrivacy } from '../privacy/service.js';
 import { produce } from '../producer/produce.js';
 import { openQueues } from '../queue/queues.js';
@@ -12,7 +13,8 @@ import { startFleetWorkers } from '../workers/fleet.js';
 import { startWorkers } from '../workers/index.js';
 import { cleanup } from './cleanup.js';
 import { chooseRedis, fleetBoardParts, showInFleet, useFleetRecordKey } from './fleet.js';
-import { EmbeddedRedis, connect, redisTarget, whenReady } from './redis.js';
+import { watchForLostState } from './recovery.js';
+import { EmbeddedRedis, connect, describeTarget, redisTarget, whenReady } from './redis.js';
 import { STOP_GRACE, stopOnSignals } from './shutdown.js';
 
 /**
@@ -36,14 +38,16 @@ export async function runProduce(config: Config, log: Logger): Promise<number> {
 }
 
 /**
- * `phoenix workers`. Workers also reconcile on start: after a workers restart ComfyUI (their
- * child) is gone, and the producer then replaces the finished flow so ComfyUI comes back once the
- * disk checks pass.
+ * `phoenix workers`. Workers also reconcile on start: a ComfyUI that a killed workers process left
+ * behind is stopped (nothing supervises it any more), and the producer then replaces the finished
+ * flow so ComfyUI comes back once the disk checks pass. While they run, they put this start's jobs
+ * back into a Redis that lost them (runtime/recovery.ts).
  */
 export async function runWorkers(config: Config, log: Logger): Promise<number> {
   const runAs = await isolateThirdPartyCode(config, log);
   const choice = await chooseRedis(config, log);
   const connection = connect(choice.target, 'worker');
+  new RedisHealth(connection, describeTarget(choice.target), log);
   const coordination = choice.shared ? connect(choice.target, 'api') : undefined;
   coordination?.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
   if (choice.shared) await useFleetRecordKey(config, connection);
@@ -59,7 +63,9 @@ export async function runWorkers(config: Config, log: Logger): Promise<number> {
   });
   const queues = openQueues(connection, choice.prefix);
   const fleetWorkers = choice.shared ? startFleetWorkers({ config, connection, log, queues }) : undefined;
+  let watch: { stop(): void } | undefined;
   stopOnSignals(async () => {
+    watch?.stop();
     await fleetWorkers?.close();
     await workers.close(STOP_GRACE.jobsMs, STOP_GRACE.comfyuiMs);
     await privacy.stop();
@@ -68,15 +74,17 @@ export async function runWorkers(config: Config, log: Logger): Promise<number> {
     coordination?.disconnect();
     if (config.paranoid) await cleanup(config, log, { includeState: false, runAs });
   }, log);
+  await workers.deps.comfy.stopLeftover();
   await produce({ config, queues, connection, log });
+  watch = watchForLostState({ config, connection, queues, workers, log });
   return forever();
 }
 
-/** `phoenix board`: Bull Board, /status and the API. */
+/** `phoenix board`: Bull Board, /status and the API; 503 with the reason while Redis is away. */
 export async function runBoard(config: Config, log: Logger): Promise<number> {
   const choice = await chooseRedis(config, log);
   const connection = connect(choice.target, 'api');
-  connection.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+  const health = new RedisHealth(connection, describeTarget(choice.target), log);
   await whenReady(connection, 120_000);
   const queues = openQueues(connection, choice.prefix);
   const pod = new PodState(connection, queues.prefix);
@@ -88,6 +96,7 @@ export async function runBoard(config: Config, log: Logger): Promise<number> {
     counters: new PodCounters(connection, queues.prefix),
     ...(fleet?.board ? { fleet: fleet.board } : {}),
     log,
+    redis: health,
   });
   stopOnSignals(async () => {
     await board.close();

@@ -38,9 +38,10 @@ export interface WorkerDeps {
 
 /**
  * A processor for one job name. `data` is the job's payload as its schema parsed it: handlers read
- * it, never the raw `job.data` (anyone with Redis access can write that).
+ * it, never the raw `job.data` (anyone with Redis access can write that). `signal` aborts when this
+ * run lost its job's lock (another run may have the job now): long work stops on it.
  */
-export type Handler<N extends JobName> = (job: Job<unknown>, data: JobPayloads[N], deps: WorkerDeps) => Promise<unknown>;
+export type Handler<N extends JobName> = (job: Job<unknown>, data: JobPayloads[N], deps: WorkerDeps, signal?: AbortSignal) => Promise<unknown>;
 
 /** A child logger bound to one job, as every processor logs. */
 export function jobLogger(deps: WorkerDeps, job: Job): Logger {

@@ -1,6 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
+import { DiskFullError } from '../download/disk.js';
 import { downloadFile } from '../download/engine.js';
 import { partPath, tempDir } from '../download/paths.js';
 import type { DownloadedFile } from '../download/types.js';
@@ -20,7 +21,7 @@ import { jobLogger, trustedModelId, type Handler, type WorkerDeps } from './cont
  * download: resolves the model through its source, then downloads each file into the hidden temp
  * area, hashing while streaming. A model already verified on disk is not downloaded again.
  */
-export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, data, deps): Promise<DownloadResult> => {
+export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, data, deps, signal): Promise<DownloadResult> => {
   const { config } = deps;
   const log = jobLogger(deps, job).child({ model: data.label });
   const id = trustedModelId(data);
@@ -29,19 +30,28 @@ export const downloadModel: Handler<typeof JobName.DownloadModel> = async (job, 
   if (verified) return verified;
 
   try {
-    return await fetchModel(job, id, data, deps, log);
+    return await fetchModel(job, id, data, deps, log, signal);
   } catch (err) {
     const lastAttempt = err instanceof UserError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    if (lastAttempt) await discardTempFiles(config.modelsRoot, id);
+    // Kept for a resume: data a full disk interrupted, and a run cancelled because its job was handed out again.
+    const resumable = err instanceof DiskFullError || signal?.aborted === true;
+    if (lastAttempt && !resumable) await discardTempFiles(config.modelsRoot, id);
     throw err;
   }
 };
 
-async function fetchModel(job: Job<unknown>, id: string, data: ModelJobData, deps: WorkerDeps, log: Logger): Promise<DownloadResult> {
+async function fetchModel(
+  job: Job<unknown>,
+  id: string,
+  data: ModelJobData,
+  deps: WorkerDeps,
+  log: Logger,
+  signal: AbortSignal | undefined,
+): Promise<DownloadResult> {
   const { config, fleet } = deps;
   await report(job, { phase: 'resolving', bytesDone: 0, bytesPerSecond: 0 });
   const { spec, secretHeaders } = withConfiguredSecrets(config, data.spec);
-  const resolved = await resolveModel(spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}) });
+  const resolved = await resolveModel(spec, { config, log, ...(secretHeaders ? { secretHeaders } : {}), ...(signal ? { signal } : {}) });
   const known = resolved.every((f) => f.bytes !== undefined);
   const total = known ? resolved.reduce((n, f) => n + (f.bytes ?? 0), 0) : undefined;
 
@@ -69,7 +79,7 @@ async function fetchModel(job: Job<unknown>, id: string, data: ModelJobData, dep
     : undefined;
   if (turn === 'published') return (await alreadyVerified(job, id, data.spec.sha256, deps, log))!;
   try {
-    const files = await fetchFiles({ job, id, data, deps, log, resolved, expected, progressFiles, total, turn, waiting });
+    const files = await fetchFiles({ job, id, data, deps, log, resolved, expected, progressFiles, total, turn, waiting, signal });
     // Pods waiting on this volume now wait for the organize job to publish.
     await turn?.complete({ bytes: files.reduce((n, f) => n + f.bytes, 0), mirrored: false }).catch(() => undefined);
     return { files };
@@ -92,6 +102,8 @@ interface Fetching {
   total: number | undefined;
   /** This pod's turn on its volume (a shared Redis), whose loss aborts the fetch. */
   turn: Lease | undefined;
+  /** The job's own: aborts when the run is cancelled (its job was lost or handed out again). */
+  signal: AbortSignal | undefined;
   waiting(holder: LeaseHolder): void;
 }
 
@@ -100,6 +112,8 @@ async function fetchFiles(f: Fetching): Promise<DownloadedFile[]> {
   const { job, id, data, deps, log, progressFiles, total, turn } = f;
   const { config, fleet } = deps;
   const mirror = await fleet.mirror?.get();
+  const signals = [turn?.signal, f.signal].filter((x): x is AbortSignal => x !== undefined);
+  const abort = signals.length > 0 ? AbortSignal.any(signals) : undefined;
   const files: DownloadedFile[] = [];
   let before = 0;
   for (const [i, file] of f.resolved.entries()) {
@@ -140,7 +154,7 @@ async function fetchFiles(f: Fetching): Promise<DownloadedFile[]> {
         counters: fleet.counters,
         log,
         engine: { connections: config.download.connections, stallTimeoutMs: config.download.stallTimeoutMs },
-        ...(turn ? { signal: turn.signal } : {}),
+        ...(abort ? { signal: abort } : {}),
         onProgress: (p) => {
           if (p.kind === 'waiting') {
             f.waiting(p.holder);

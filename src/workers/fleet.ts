@@ -3,6 +3,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config, ConfiguredModel } from '../config/index.js';
 import { ModelSpec } from '../config/model-spec.js';
 import type { Logger } from '../lib/log.js';
+import { isConnectionError } from '../lib/redis-health.js';
 import type { RedisClient } from '../lib/redis-client.js';
 import { enqueueModels } from '../producer/produce.js';
 import {
@@ -41,7 +42,10 @@ export function startFleetWorkers(options: FleetWorkersOptions): { close(): Prom
     const inbox = (job: Job) => addToPod(job, config, queues);
     workers.push(new Worker(inboxQueueName(config.fleet.podId), inbox, { connection, prefix, concurrency: 4 }));
   }
-  for (const w of workers) w.on('error', (err) => log.error({ queue: w.name, err: err.message }, 'fleet worker error'));
+  // Redis being away is logged once by the connection's RedisHealth, not once per reconnect attempt.
+  for (const w of workers) {
+    w.on('error', (err) => log[isConnectionError(err) ? 'debug' : 'error']({ queue: w.name, err: err.message }, 'fleet worker error'));
+  }
   return {
     // An inbox job only waits on the pod's own jobs and is safe to run again: no need to wait for it.
     async close() {

@@ -8,7 +8,9 @@ import { Leases } from '../fleet/lease.js';
 import { TransientError, UserError } from '../lib/errors.js';
 import { Redactor, type Logger } from '../lib/log.js';
 import type { RedisClient } from '../lib/redis-client.js';
+import { isConnectionError } from '../lib/redis-health.js';
 import { sameUser, type RunAs } from '../lib/run-as.js';
+import { KeyedMutex } from '../lib/serial.js';
 import { lazyMirror } from '../mirror/lazy.js';
 import { RECORD_KEY_FILE } from '../organize/record-key.js';
 import { VerifiedRecord } from '../organize/record.js';
@@ -42,8 +44,9 @@ export interface WorkersOptions {
   connection: RedisClient;
   log: Logger;
   prefix: string;
-  /** ComfyUI's restart backoff (tests shorten it). */
+  /** ComfyUI's restart backoff, and how long it must stay healthy for the backoff to start over (tests shorten them). */
   comfyBackoffMs?: number;
+  comfyHealthyResetMs?: number;
   /** How long the nodes queue stays empty before ComfyUI restarts for new nodes (tests shorten it). */
   reloadQuietMs?: number;
   /** ComfyUI's environment with privacy's proxy (startPrivacy); config.comfyui.env when absent. */
@@ -62,9 +65,23 @@ export interface WorkersOptions {
 
 export interface RunningWorkers {
   deps: WorkerDeps;
-  /** Stops taking jobs, waits for active ones up to the deadline, then stops ComfyUI (SIGKILL after `comfyuiGraceMs`). */
+  /** Stops taking jobs and ComfyUI (SIGKILL after `comfyuiGraceMs`), and waits for active jobs up to the deadline. */
   close(deadlineMs?: number, comfyuiGraceMs?: number): Promise<void>;
+  /**
+   * Cancels every run under way and waits (up to the deadline) until they end: Redis lost their
+   * jobs, which are about to be enqueued again and must not run twice at once.
+   */
+  abandonRuns(reason: string, deadlineMs?: number): Promise<void>;
 }
+
+/**
+ * Locks and the stalled-job check. A job whose worker died (SIGKILL, OOM) is taken up again once
+ * its lock lapses: within LOCK_MS + 2 × STALLED_CHECK_MS. A Redis restart or a workers restart
+ * may each stall a job once; MAX_STALLED allows both before a job is failed for it.
+ */
+const LOCK_MS = 15_000;
+const STALLED_CHECK_MS = 5_000;
+const MAX_STALLED = 2;
 
 export function startWorkers(options: WorkersOptions): RunningWorkers {
   const { config, connection, log, prefix } = options;
@@ -90,12 +107,17 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     env: comfyEnv,
     runAs,
     log: log.child({ component: 'comfyui' }),
-    onStatus: async (status) => {
-      await pod.setComfy(status).catch((err: Error) => log.error({ err: err.message }, 'cannot record ComfyUI state'));
+    // ComfyUI's own output is shown in /status: scrubbed like everything else that reaches Redis.
+    // Not awaited: while Redis is away the write waits for it, and ComfyUI's care must not.
+    onStatus: (status) => {
+      void pod
+        .setComfy({ ...status, error: status.error && redactor.redact(status.error), lastOutput: status.lastOutput.map((l) => redactor.redact(l)) })
+        .catch((err: Error) => log.debug({ err: err.message }, 'cannot record ComfyUI state'));
       notifier?.comfyStatus(status);
     },
     onEvent: (event) => notifier?.comfyEvent(event),
     ...(options.comfyBackoffMs !== undefined ? { backoffMs: options.comfyBackoffMs } : {}),
+    ...(options.comfyHealthyResetMs !== undefined ? { healthyResetMs: options.comfyHealthyResetMs } : {}),
   });
   const mirror = config.mirror ? lazyMirror(config.mirror) : undefined;
   const deps: WorkerDeps = {
@@ -122,15 +144,44 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
     service: 1,
     webhooks: 4,
   };
+  // A job runs at most once at a time in this process, even when BullMQ hands it out again while
+  // an earlier run goes on (its lock lapsed during a Redis outage): the new run waits for the old
+  // one. Runs whose jobs Redis lost are cancelled before those jobs are enqueued again
+  // (abandonRuns), and a run whose lock renewal is refused is cancelled too.
+  const running = new KeyedMutex();
+  const underWay = new Set<Promise<unknown>>();
   const workers = QUEUE_NAMES.map((queueName) => {
     const opts: WorkerOptions = {
       connection,
       prefix,
       concurrency: concurrency[queueName],
+      lockDuration: LOCK_MS,
+      stalledInterval: STALLED_CHECK_MS,
+      maxStalledCount: MAX_STALLED,
       settings: { backoffStrategy },
     };
-    const worker = new Worker(queueName, (job: Job) => dispatch(job, queueName, deps), opts);
-    worker.on('error', (err) => log.error({ queue: queueName, err: deps.redactor.redact(err.message) }, 'worker error'));
+    const worker = new Worker(
+      queueName,
+      (job: Job, _token?: string, signal?: AbortSignal) => {
+        const run = running.run(`${queueName}:${job.id}`, () => dispatch(job, queueName, deps, HANDLERS, signal));
+        underWay.add(run);
+        void run.catch(() => undefined).finally(() => underWay.delete(run));
+        return run;
+      },
+      opts,
+    );
+    worker.on('lockRenewalFailed', (ids: string[]) => {
+      for (const id of ids) {
+        log.warn({ queue: queueName, job: id }, 'lost the lock of a running job (Redis lost it or handed the job out again): cancelling this run');
+        worker.cancelJob(id, 'the job\'s lock is gone');
+      }
+    });
+    worker.on('error', (err) => {
+      // Redis being away is logged once by the connection's RedisHealth, not once per reconnect attempt.
+      if (isConnectionError(err) || /could not renew lock/.test(err.message)) log.debug({ queue: queueName, err: err.message }, 'worker error');
+      else if (LOST_JOB.test(err.message)) log.warn({ queue: queueName, err: err.message }, 'a run ended after Redis lost or handed out its job again: its result is dropped, the job runs again');
+      else log.error({ queue: queueName, err: deps.redactor.redact(err.message) }, 'worker error');
+    });
     worker.on('failed', (job, err) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError;
       log[final ? 'error' : 'warn'](
@@ -146,22 +197,45 @@ export function startWorkers(options: WorkersOptions): RunningWorkers {
   return {
     deps,
     async close(deadlineMs = 15_000, comfyuiGraceMs = 10_000) {
-      const graceful = Promise.all(workers.map((w) => w.close()));
-      const timedOut = await Promise.race([
-        graceful.then(() => false),
-        new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref()),
-      ]);
-      if (timedOut) {
-        log.warn({ deadlineMs }, 'active jobs did not finish in time; closing workers forcibly');
-        await Promise.all(workers.map((w) => w.close(true)));
-      }
       deps.reloader.stop();
       notifier?.stop();
-      await comfy.stop(comfyuiGraceMs);
+      // Without Redis a graceful close never ends (and a forced one after it returns the same
+      // promise): then the workers are closed forcibly from the start.
+      const closing = Promise.all(workers.map((w) => w.close(connection.status !== 'ready')));
+      // ComfyUI stops at once: a service job waiting for its start must not hold the close up.
+      const comfyStopped = comfy.stop(comfyuiGraceMs);
+      if (!(await settlesWithin(closing, deadlineMs))) {
+        log.warn({ deadlineMs }, 'active jobs did not finish in time; they run again on the next start');
+      }
+      await comfyStopped;
       await queues.close();
       mirror?.close();
     },
+    async abandonRuns(reason, deadlineMs = 10_000) {
+      if (underWay.size === 0) return;
+      log.warn({ runs: underWay.size, reason }, 'cancelling the runs under way');
+      for (const w of workers) w.cancelAllJobs(reason);
+      if (!(await settlesWithin(Promise.allSettled([...underWay]), deadlineMs))) {
+        log.warn({ deadlineMs }, 'some runs did not end in time; their jobs wait for them');
+      }
+    },
   };
+}
+
+/** BullMQ's refusals when a run ends whose job Redis no longer has, or has handed to another run. */
+const LOST_JOB = /Missing key for job|Missing lock for job|Lock mismatch for job/;
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function notifyCompletion(notifier: Notifier, job: Job, result: unknown): void {
@@ -180,7 +254,13 @@ function notifyFailure(notifier: Notifier, job: Job, reason: string): void {
  * a UserError skips the remaining attempts; everything is rethrown (never swallowed) with secret
  * values scrubbed, since the failure reason is stored in Redis.
  */
-export async function dispatch(job: Job, queueName: QueueName, deps: WorkerDeps, handlers: HandlerTable = HANDLERS): Promise<unknown> {
+export async function dispatch(
+  job: Job,
+  queueName: QueueName,
+  deps: WorkerDeps,
+  handlers: HandlerTable = HANDLERS,
+  signal?: AbortSignal,
+): Promise<unknown> {
   const name = job.name as JobName;
   const handler = handlers[name] as Handler<JobName> | undefined;
   if (!handler || JOB_QUEUE[name] !== queueName) throw new UnrecoverableError(`no handler for ${job.name} on ${queueName}`);
@@ -188,7 +268,7 @@ export async function dispatch(job: Job, queueName: QueueName, deps: WorkerDeps,
   if (!payload.success) throw new UnrecoverableError(`invalid job data: ${payload.error.message}`);
   try {
     // The schema of `name` parsed the payload of `name`: TypeScript cannot relate the two here.
-    return await handler(job, payload.data as never, deps);
+    return await handler(job, payload.data as never, deps, signal);
   } catch (err) {
     throw scrub(err, deps.redactor);
   }

@@ -17,7 +17,7 @@ export interface ServiceResult {
  * service: runs once every dependency has finished (or failed for good), starts ComfyUI and
  * completes when `/system_stats` answers. The ComfyUI child stays supervised by this process.
  */
-export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, _data, deps): Promise<ServiceResult> => {
+export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, _data, deps, signal): Promise<ServiceResult> => {
   const log = jobLogger(deps, job);
   const failed = await job.getIgnoredChildrenFailures();
   const failedDependencies = Object.entries(failed).map(([key, reason]) => `${key.split(':').slice(-2).join(':')}: ${reason}`);
@@ -40,7 +40,19 @@ export const startComfyUI: Handler<typeof JobName.StartComfyUI> = async (job, _d
     })),
   ];
   await job.log(`starting ComfyUI with ${flags.join(' ') || 'no extra flags'}`);
-  await deps.comfy.start(flags);
+  // ComfyUI is tried until it answers, which may take long; a run cancelled meanwhile (its job
+  // lost) ends here while ComfyUI keeps being tried.
+  await untilAborted(deps.comfy.start(flags), signal);
   log.info({ port: config.comfyui.port, pid: deps.comfy.pid, gpus: gpus.length }, 'ComfyUI is up');
   return { pid: deps.comfy.pid, port: config.comfyui.port, flags, failedDependencies };
 };
+
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

@@ -29,9 +29,9 @@ describe('/metrics', () => {
     await counters.addDownload('huggingface', 'origin', 5000, 2);
     await counters.addDownload('huggingface', 'mirror', 7000, 1);
     await counters.addVerificationFailure('mirror');
-    await pod.setComfy({ state: 'running', pid: 1, port: config.comfyui.port, restarts: 3, error: null, startedAt: Date.now(), updatedAt: Date.now() });
+    await pod.setComfy({ state: 'running', pid: 1, port: config.comfyui.port, restarts: 3, error: null, lastOutput: [], nextTryAt: null, startedAt: Date.now(), updatedAt: Date.now() });
     await queues.queue.download.add('download-model', { x: 1 }, { jobId: 'waiting-one' });
-    board = await startBoard({ config, queues, pod, counters, log: silentLog, port: 0, host: '127.0.0.1' });
+    board = await startBoard({ config, queues, pod, counters, log: silentLog, port: 0, comfyPort: 0, host: '127.0.0.1' });
   });
   afterAll(async () => {
     await board.close();

@@ -115,6 +115,63 @@ describe('board server', () => {
     expect(await queues.queue.download.count()).toBe(0);
   });
 
+  it('answers bad requests with 400 or 413 naming the problem, never 5xx, and stays up', async () => {
+    const problemsOf = async (res: Response) => ((await res.json()) as { problems: string[] }).problems;
+    const big = await post('/api/models', JSON.stringify({ source: 'url', url: `https://example.com/${'a'.repeat(1024 * 1024)}` }));
+    expect(big.status).toBe(413);
+    expect(await problemsOf(big)).toEqual([expect.stringMatching(/^body: \d+ bytes; at most 262144 bytes are accepted$/)]);
+
+    const nested = await post('/api/models', `{"models":${'['.repeat(5000)}${']'.repeat(5000)}}`);
+    expect(nested.status).toBe(400);
+    expect(await problemsOf(nested)).toEqual(['body: nested more than 32 levels deep']);
+
+    const latin1 = await fetch(`${board.url}/api/models`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: Buffer.concat([Buffer.from('{"source":"url","url":"https://example.com/a","filename":"caf'), Buffer.from([0xe9]), Buffer.from('.safetensors"}')]),
+    });
+    expect(latin1.status).toBe(400);
+    expect(await problemsOf(latin1)).toEqual(['body: is not valid UTF-8; send JSON encoded as UTF-8']);
+
+    const notList = await post('/api/models', { models: { source: 'civitai', versionId: '1' } });
+    expect(notList.status).toBe(400);
+    expect(await problemsOf(notList)).toEqual(['models: must be a list of model specs']);
+
+    const url = (filename: string) => ({ source: 'url', url: 'https://example.com/m', category: 'loras', filename });
+    const names = await post('/api/models', {
+      models: [
+        { source: 'civitai', versionId: 9007199254740993 },
+        { source: 'civitai', versionId: '1'.repeat(10_000) },
+        url('\ud800model.safetensors'),
+        url('evil\u202Eexe.safetensors'),
+        url(`${'n'.repeat(288)}.safetensors`),
+        url('a/b.safetensors'),
+      ],
+    });
+    expect(names.status).toBe(400);
+    expect(await problemsOf(names)).toEqual([
+      expect.stringMatching(/^models\[0\]\.versionId: must be sent as a string .*JSON numbers past 2\^53 are rounded/),
+      'models[1].versionId: must be a CivitAI model-version id of at most 20 digits',
+      'models[2].filename: is not valid Unicode: a lone surrogate (U+D800) at character 1 has no UTF-8 form',
+      expect.stringMatching(/^models\[3\]\.filename: must not contain bidirectional control characters \(U\+202E RIGHT-TO-LEFT OVERRIDE at character 5\)/),
+      'models[4].filename: is too long: 300 characters, 300 bytes in UTF-8; a file or folder name may have at most 255 bytes',
+      'models[5].filename: must be a plain file name, without "/" or "\\"',
+    ]);
+    expect(await queues.queue.download.count()).toBe(0);
+
+    // Ids are kept as the text they were sent as; a name in any script is fine.
+    const exact = await post('/api/models', { models: [{ source: 'civitai', versionId: '9007199254740993' }, url('モデル-ü.safetensors')] });
+    expect(exact.status).toBe(202);
+    const added = ((await exact.json()) as { models: { jobIds: string[] }[] }).models;
+    const jobs = await Promise.all(added.map((m) => queues.queue.download.getJob(m.jobIds[1]!)));
+    expect(jobs.map((j) => j?.data.spec)).toEqual([
+      { source: 'civitai', versionId: '9007199254740993' },
+      { source: 'url', url: 'https://example.com/m', category: 'loras', filename: 'モデル-ü.safetensors' },
+    ]);
+    for (const m of added) await (await queues.queue.organize.getJob(m.jobIds[0]!))?.remove({ removeChildren: true });
+    expect((await fetch(`${board.url}/healthz`)).status).toBe(200);
+  });
+
   it('rejects invalid model specs with every problem listed, enqueueing nothing', async () => {
     const res = await post('/api/models', {
       models: [
@@ -170,5 +227,17 @@ describe('board server', () => {
     const { jobId } = (await res.json()) as { jobId: string };
     const job = await queues.queue.nodes.getJob(jobId);
     expect(job?.data).toEqual({ node: { name: 'ComfyUI-Impact-Pack', url: 'https://github.com/ltdrdata/ComfyUI-Impact-Pack.git', ref: 'v8.1' } });
+  });
+
+  it('lists every model in /status, well past a thousand', { timeout: 60_000 }, async () => {
+    const spec = (i: number) => ({ source: 'url', url: `https://example.com/many/${i}.safetensors`, category: 'loras' });
+    for (const [from, count] of [[0, 500], [500, 500], [1000, 150]] as const) {
+      const res = await post('/api/models', { models: Array.from({ length: count }, (_, i) => spec(from + i)) });
+      expect(res.status).toBe(202);
+    }
+    const status = (await (await fetch(`${board.url}/status`, { headers: auth })).json()) as { models: { name: string }[] };
+    const many = status.models.filter((m) => m.name.startsWith('example.com/many/'));
+    expect(many).toHaveLength(1150);
+    expect(new Set(many.map((m) => m.name)).size).toBe(1150);
   });
 });

@@ -21,7 +21,7 @@ describe('the API and credentials inside URLs', () => {
     const config = await testConfig({ WORKSPACE: ws.dir, PHOENIX_PASSWORD: 'board-password-1' });
     conn = new Redis({ path: redis.socket, maxRetriesPerRequest: 1 });
     queues = openQueues(conn, `creds${process.pid}`);
-    board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port: 0, host: '127.0.0.1' });
+    board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port: 0, comfyPort: 0, host: '127.0.0.1' });
   });
   afterAll(async () => {
     await board.close();

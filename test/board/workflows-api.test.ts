@@ -25,7 +25,7 @@ describe('POST /api/workflows', () => {
     hub = await startFixtureHub({ bigFileBytes: 1024 * 1024 });
     dir = await mkdtemp(path.join(os.tmpdir(), 'phoenix-wfapi-'));
     pod = await startPod(redis.socket, { ...hub.endpoints, PHOENIX_PASSWORD: PASSWORD });
-    board = await startBoard({ config: pod.config, queues: pod.queues, pod: pod.pod, log: silentLog, port: 0, host: '127.0.0.1' });
+    board = await startBoard({ config: pod.config, queues: pod.queues, pod: pod.pod, log: silentLog, port: 0, comfyPort: 0, host: '127.0.0.1' });
     await pod.until((s) => s.ready, 'an empty pod ready');
   });
   afterAll(async () => {

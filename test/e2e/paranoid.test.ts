@@ -62,6 +62,13 @@ describe('PARANOID_MODE', () => {
       const s = (await (await fetch(`${stack.board.url}/status`, { headers: auth })).json()) as PodStatus;
       return s.ready && s.models.some((m) => m.state === 'ready') && s.models.some((m) => m.state === 'downloading') ? s : undefined;
     }, 60_000, 'ready, with one model published and one downloading');
+    const added = await fetch(`${stack.board.url}/api/models`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ source: 'url', url: hub.url('/m/a.safetensors'), category: 'vae' }),
+    });
+    expect(added.status).toBe(202);
+    expect(existsSync(path.join(ws.dir, '.phoenix/runtime-additions.json'))).toBe(true);
     await mkdir(path.join(volume, 'models/.phoenix-tmp'), { recursive: true });
     await writeFile(path.join(volume, 'models/.phoenix-tmp/x--b.safetensors.part'), 'partial');
     expect(existsSync(path.join(ws.dir, '.phoenix/appendonlydir'))).toBe(true);
@@ -76,6 +83,7 @@ describe('PARANOID_MODE', () => {
     expect(stopMs).toBeLessThan(10_000);
 
     expect(existsSync(path.join(ws.dir, '.phoenix/appendonlydir'))).toBe(false);
+    expect(existsSync(path.join(ws.dir, '.phoenix/runtime-additions.json'))).toBe(false);
     expect(existsSync(path.join(volume, 'models/.phoenix-tmp'))).toBe(false);
     expect(existsSync(path.join(home, '.cache/huggingface'))).toBe(false);
     expect(existsSync(path.join(home, '.cache/pip'))).toBe(false);

@@ -169,14 +169,15 @@ headers = { "Authorization" = "${HEADER_SECRET}" }
     const redisLeft = await execa('pgrep', ['-f', `${ws.dir}/.phoenix/redis.sock`], { reject: false });
     expect(redisLeft.stdout.trim()).toBe('');
 
-    // A second start downloads nothing and brings ComfyUI up again.
+    // A second start downloads nothing and brings ComfyUI up again; the model added at runtime
+    // is remembered (the embedded Redis kept nothing) and found verified on disk.
     const served = hub.requests.length;
     const second = startUp();
     const again = await eventually(async () => {
       const s = await status().catch(() => undefined);
-      return s?.ready ? s : undefined;
+      return s?.ready && s.models.length === 3 && s.models.every((m) => m.state === 'ready') ? s : undefined;
     }, 60_000, 'ready after restart');
-    expect(again.models.filter((m) => m.state === 'ready').map((m) => m.name).sort()).toEqual(['ae.safetensors', 'flux-test.safetensors']);
+    expect(again.models.map((m) => m.name).sort()).toEqual(['ae.safetensors', 'flux-test.safetensors', 'later.safetensors']);
     expect(hub.requests.length).toBe(served);
     second.child.kill('SIGTERM');
     expect((await second.child).exitCode).toBe(0);

@@ -117,7 +117,7 @@ describe.skipIf(!asRoot)('egress from ComfyUI\'s side, in network namespaces', (
     await pod.store.setLockdown(phase === 'lockdown');
     await pod.queues.queue.download.remove('busy');
     if (phase === 'startup') await conn.del(`${pod.prefix}:pod:comfyui`);
-    else await podState.setComfy({ state: 'running', pid: 1, port: 8188, restarts: 0, error: null, startedAt: Date.now(), updatedAt: Date.now() });
+    else await podState.setComfy({ state: 'running', pid: 1, port: 8188, restarts: 0, error: null, lastOutput: [], nextTryAt: null, startedAt: Date.now(), updatedAt: Date.now() });
     if (phase === 'downloads') await pod.queues.queue.download.add('download-model', {}, { jobId: 'busy' });
     expect(await pod.store.phase()).toBe(phase);
   }

@@ -50,7 +50,7 @@ describe('provisioning flow', () => {
     await stack.ws?.cleanup();
   });
 
-  async function boot(env: Record<string, string>, reuse?: { ws: Workspace; prefix: string }) {
+  async function boot(env: Record<string, string>, reuse?: { ws: Workspace; prefix: string }, comfy: { backoffMs?: number; healthyResetMs?: number } = {}) {
     const ws = reuse?.ws ?? (await makeWorkspace());
     const prefix = reuse?.prefix ?? `t${process.pid}x${n++}`;
     const config = await testConfig({
@@ -60,7 +60,14 @@ describe('provisioning flow', () => {
       ...env,
     });
     const conn = new Redis({ path: redis.socket, maxRetriesPerRequest: null });
-    const workers = startWorkers({ config, connection: conn, log: silentLog, prefix, comfyBackoffMs: 100 });
+    const workers = startWorkers({
+      config,
+      connection: conn,
+      log: silentLog,
+      prefix,
+      comfyBackoffMs: comfy.backoffMs ?? 100,
+      ...(comfy.healthyResetMs ? { comfyHealthyResetMs: comfy.healthyResetMs } : {}),
+    });
     const queues = openQueues(conn, prefix);
     Object.assign(stack, { ws, workers, queues, conn });
     return { ws, prefix, config, conn, workers, queues };
@@ -290,5 +297,60 @@ url = "${server.url('/dl/lora')}"
     expect(restarted.pid).toBeGreaterThan(0);
     expect((await readFile(path.join(ws.comfyDir, 'standin-runs.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(2);
     await waitReady(config, queues, conn);
+  });
+
+  it('keeps trying a ComfyUI that fails at its first start, showing why between tries', async () => {
+    const ws = await makeWorkspace();
+    const counter = path.join(ws.dir, 'failures');
+    const { config, conn, queues } = await boot({ STANDIN_FAIL_TIMES: '4', STANDIN_FAIL_COUNTER: counter }, { ws, prefix: `t${process.pid}x${n++}` });
+    await produce({ config, queues, connection: conn, log: silentLog });
+    const pod = new PodState(conn, queues.prefix);
+    // Between tries: failed, no pid, ComfyUI's own last lines, and when it is tried again.
+    const failed = await eventually(async () => {
+      const c = await pod.comfy(config.comfyui.port);
+      return c.state === 'failed' ? c : undefined;
+    }, 30_000, 'a failed start reported');
+    expect(failed).toMatchObject({ pid: null, error: expect.stringMatching(/^ComfyUI exited with 1 before it answered/) });
+    expect(failed.lastOutput).toEqual(expect.arrayContaining([expect.stringMatching(/RuntimeError: CUDA error: out of memory \(standin failure \d of 4\)/)]));
+    expect(failed.nextTryAt).toBeGreaterThan(failed.updatedAt);
+    const status = await podStatus(config, queues, pod);
+    expect(status.comfyui.state === 'failed' ? status.comfyui.pid : null).toBeNull();
+
+    // More failures than BullMQ's attempts of the service job: still tried, then up.
+    const ready = await waitReady(config, queues, conn);
+    expect(ready.comfyui).toMatchObject({ state: 'running', restarts: 4, error: null, lastOutput: [], nextTryAt: null });
+    expect(await readFile(counter, 'utf8')).toBe('4');
+    expect((await readFile(path.join(ws.comfyDir, 'standin-runs.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(5);
+  });
+
+  it('doubles the restart delay while ComfyUI keeps dying, and starts over after it stayed healthy', async () => {
+    // Delays long enough to be seen between two looks at the pod state, even on a busy machine.
+    const { config, conn, queues } = await boot({}, undefined, { backoffMs: 500, healthyResetMs: 2500 });
+    await produce({ config, queues, connection: conn, log: silentLog });
+    const pod = new PodState(conn, queues.prefix);
+    const running = async (previousPid: number | null) =>
+      eventually(async () => {
+        const c = await pod.comfy(config.comfyui.port);
+        return c.state === 'running' && c.pid !== previousPid ? c : undefined;
+      }, 30_000, 'ComfyUI running');
+    const delayAfterKill = async (pid: number) => {
+      process.kill(pid, 'SIGKILL');
+      const restarting = await eventually(async () => {
+        const c = await pod.comfy(config.comfyui.port);
+        return c.state === 'restarting' && c.nextTryAt !== null ? c : undefined;
+      }, 10_000, 'a restart scheduled');
+      return Math.round((restarting.nextTryAt! - restarting.updatedAt) / 100) * 100;
+    };
+    let c = await running(null);
+    expect(await delayAfterKill(c.pid!)).toBe(500);
+    c = await running(c.pid);
+    expect(await delayAfterKill(c.pid!)).toBe(1000);
+    c = await running(c.pid);
+    expect(await delayAfterKill(c.pid!)).toBe(2000);
+    // Healthy for longer than the reset period: the next crash waits the first delay again.
+    c = await running(c.pid);
+    await new Promise((r) => setTimeout(r, 2800));
+    expect(await delayAfterKill(c.pid!)).toBe(500);
+    expect((await running(c.pid)).restarts).toBe(4);
   });
 });

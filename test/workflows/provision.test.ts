@@ -41,7 +41,7 @@ describe('provisioning from workflows', () => {
   it('brings up what a workflow needs, pinned and verified, and tells the webhook, signed', async () => {
     const flux = await writeWorkflow(dir, WORKFLOW_FILES.fluxDetail, hub.workflowVars, 'flux.json');
     pod = await startPod(redis.socket, { ...hub.endpoints, ...webhook(), PROVISION_WORKFLOWS: flux });
-    const ready = await pod.until((s) => s.workflows[0]?.ready === true, 'the workflow ready');
+    const ready = await pod.until((s) => s.ready && s.workflows[0]?.ready === true, 'the workflow ready');
 
     expect(ready.ready).toBe(true);
     expect(ready.models.map((m) => [m.category, m.name, m.state])).toEqual(
