@@ -37,7 +37,7 @@ describe('PARANOID_MODE', () => {
     await ws.cleanup();
   });
 
-  it('removes queue state, partial downloads, caches and histories on exit, and keeps the models', async () => {
+  it('removes queue state, partial downloads, caches and histories on exit, and keeps the models', { timeout: 120_000 }, async () => {
     const home = path.join(ws.dir, 'home');
     await mkdir(path.join(home, '.cache/pip'), { recursive: true });
     await mkdir(path.join(home, '.cache/huggingface'), { recursive: true });

@@ -77,7 +77,7 @@ describe('provisioning flow', () => {
     return eventually(async () => {
       const s = await podStatus(config, queues, new PodState(conn, queues.prefix));
       return s.ready ? s : undefined;
-    }, 30_000, 'ComfyUI ready');
+    }, 60_000, 'ComfyUI ready');
   }
 
   it('publishes every model verified before ComfyUI starts, and a second run adds nothing', async () => {
