@@ -22,9 +22,12 @@ describe('PARANOID_MODE', () => {
     hub = await startStaticServer({ '/m/a.safetensors': { body: randomBytes(300_000) } });
     ws = await makeWorkspace();
     stall = createServer((req, res) => {
-      const probe = req.headers.range === 'bytes=0-0';
-      res.writeHead(206, { 'content-type': 'application/octet-stream', 'content-range': `bytes 0-${probe ? 0 : 99_999_999}/100000000`, 'content-length': probe ? 1 : 100_000_000 });
-      if (probe) res.end(Buffer.alloc(1));
+      // Answers the range asked for, as a server honouring Range does, then sends 1 KiB of it and stops.
+      const [, from, to] = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '') ?? [];
+      const start = Number(from ?? 0);
+      const end = to ? Math.min(Number(to), 99_999_999) : 99_999_999;
+      res.writeHead(206, { 'content-type': 'application/octet-stream', 'content-range': `bytes ${start}-${end}/100000000`, 'content-length': end - start + 1 });
+      if (end === start) res.end(Buffer.alloc(1));
       else res.write(Buffer.alloc(1024));
     });
     await new Promise<void>((resolve) => stall.listen(0, '127.0.0.1', resolve));
