@@ -4,12 +4,13 @@ import type { Config } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
 import { nodeNameFromUrl, parseNodeSpec } from '../config/nodes.js';
 import type { Logger } from '../lib/log.js';
+import { isPlainObject } from '../lib/objects.js';
 import { hasUrlCredentials } from '../lib/url-credentials.js';
 import { enqueueModels, enqueueNode } from '../producer/produce.js';
 import { QUEUE_NAMES } from '../queue/jobs.js';
 import type { Queues } from '../queue/queues.js';
 import { jsonBody } from './body.js';
-import { isObject, parseModels } from './model-input.js';
+import { parseModels } from './model-input.js';
 import { workflowsRoute } from './workflows-api.js';
 
 /** Job ids are at most this long (a slug and a hash); a longer one cannot name a job. */
@@ -37,8 +38,8 @@ export function apiRouter(config: Config, queues: Queues, pod: PodState, log: Lo
 
   router.post('/nodes', async (req, res) => {
     const body: unknown = req.body;
-    const raw = isObject(body) ? { name: nodeNameFromUrl(String(body.url ?? '')), ...body } : body;
-    if (isObject(raw) && typeof raw.url === 'string' && hasUrlCredentials(raw.url)) {
+    const raw = isPlainObject(body) ? { name: nodeNameFromUrl(String(body.url ?? '')), ...body } : body;
+    if (isPlainObject(raw) && typeof raw.url === 'string' && hasUrlCredentials(raw.url)) {
       res.status(400).json({ error: 'invalid node spec', problems: ['node.url: credentials inside a URL are secrets and are not accepted at runtime; put this node in COMFY_CUSTOM_NODE_GIT_URLS or the manifest'] });
       return;
     }

@@ -1,10 +1,11 @@
 import express, { type Router } from 'express';
 import { parseLabels } from '../config/fleet.js';
 import type { FleetPod, PodRegistry } from '../fleet/registry.js';
+import { isPlainObject } from '../lib/objects.js';
 import { enqueueFleetModels } from '../producer/fleet.js';
 import type { FleetModelsResult, FleetQueues } from '../queue/fleet.js';
 import { jsonBody } from './body.js';
-import { isObject, parseModels } from './model-input.js';
+import { parseModels } from './model-input.js';
 
 export interface FleetParts {
   registry: PodRegistry;
@@ -26,7 +27,7 @@ export function fleetApiRouter(fleet: FleetParts): Router {
   router.post('/models', async (req, res) => {
     const body: unknown = req.body;
     const { models, problems } = parseModels(body, 'fleet', ['pods', 'labels']);
-    const selection = parseSelection(isObject(body) ? body : {}, problems);
+    const selection = parseSelection(isPlainObject(body) ? body : {}, problems);
     const live = (await fleet.registry.list()).filter((p) => !p.stale);
     for (const id of selection.ids ?? []) {
       if (!live.some((p) => p.id === id)) problems.push(`pods: "${id}" is not a live pod of the fleet`);
@@ -72,7 +73,7 @@ function parseSelection(body: Record<string, unknown>, problems: string[]): { id
   }
   let labels: Record<string, string> = {};
   if (typeof body.labels === 'string') labels = parseLabels(body.labels, problems, 'labels');
-  else if (isObject(body.labels) && Object.values(body.labels).every((v) => typeof v === 'string')) {
+  else if (isPlainObject(body.labels) && Object.values(body.labels).every((v) => typeof v === 'string')) {
     labels = parseLabels(Object.entries(body.labels).map(([k, v]) => `${k}=${String(v)}`).join(','), problems, 'labels');
   } else if (body.labels !== undefined) problems.push('labels: must be {"key": "value"} or "key=value,…"');
   return { ids, labels };

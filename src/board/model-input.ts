@@ -1,6 +1,7 @@
 import type { ConfiguredModel } from '../config/index.js';
 import { formatIssues } from '../config/manifest.js';
 import { ModelSpec } from '../config/model-spec.js';
+import { isPlainObject } from '../lib/objects.js';
 import { hasUrlCredentials } from '../lib/url-credentials.js';
 
 /** Most models one request may add. */
@@ -12,8 +13,8 @@ const MAX_MODELS_PER_REQUEST = 500;
  * spec (such as the fleet's `pods` and `labels`) that are not part of it.
  */
 export function parseModels(body: unknown, origin: string, extraKeys: readonly string[] = []): { models: ConfiguredModel[]; problems: string[] } {
-  const bare = isObject(body) ? Object.fromEntries(Object.entries(body).filter(([k]) => !extraKeys.includes(k))) : body;
-  const listed = isObject(bare) && 'models' in bare;
+  const bare = isPlainObject(body) ? Object.fromEntries(Object.entries(body).filter(([k]) => !extraKeys.includes(k))) : body;
+  const listed = isPlainObject(bare) && 'models' in bare;
   if (listed && !Array.isArray(bare.models)) return { models: [], problems: ['models: must be a list of model specs'] };
   const list = listed ? (bare.models as unknown[]) : [bare];
   if (list.length === 0) return { models: [], problems: ['models: must list at least one model'] };
@@ -24,11 +25,11 @@ export function parseModels(body: unknown, origin: string, extraKeys: readonly s
   const models: ConfiguredModel[] = [];
   list.forEach((raw, i) => {
     const where = list.length > 1 || listed ? `models[${i}]` : 'model';
-    if (isObject(raw) && raw.headers !== undefined) {
+    if (isPlainObject(raw) && raw.headers !== undefined) {
       problems.push(`${where}.headers: header values are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
       return;
     }
-    if (isObject(raw) && typeof raw.url === 'string' && hasUrlCredentials(raw.url)) {
+    if (isPlainObject(raw) && typeof raw.url === 'string' && hasUrlCredentials(raw.url)) {
       problems.push(`${where}.url: credentials inside a URL are secrets and are not accepted at runtime; put this model in the manifest (PROVISION_URL)`);
       return;
     }
@@ -37,8 +38,4 @@ export function parseModels(body: unknown, origin: string, extraKeys: readonly s
     else problems.push(...formatIssues(where, parsed.error));
   });
   return { models, problems };
-}
-
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }

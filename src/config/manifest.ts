@@ -4,6 +4,7 @@ import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { type DriveEndpoints, fetchGoogleDriveText, isGoogleDriveLink } from '../lib/gdrive.js';
 import { fetchFollowing, httpError } from '../lib/http.js';
+import { isPlainObject } from '../lib/objects.js';
 import { normalizeFolder } from './folders.js';
 import { ModelSpec, parseShortSpec, type SpecEndpoints } from './model-spec.js';
 import { parseNodeSpec, type NodeSpec } from './nodes.js';
@@ -54,7 +55,7 @@ export function parseManifest(text: string, endpoints: SpecEndpoints, problems: 
       problems.push(`manifest models.${folderKey}: not a ComfyUI model folder or alias (e.g. checkpoints, loras, vae)`);
       continue;
     }
-    if (!isTable(entries)) {
+    if (!isPlainObject(entries)) {
       problems.push(`manifest models.${folderKey}: must be a table of models`);
       continue;
     }
@@ -63,7 +64,7 @@ export function parseManifest(text: string, endpoints: SpecEndpoints, problems: 
       const raw =
         typeof entry === 'string'
           ? { ...parseShortSpec(entry, endpoints) }
-          : isTable(entry)
+          : isPlainObject(entry)
             ? { ...entry }
             : undefined;
       if (!raw) {
@@ -81,7 +82,7 @@ export function parseManifest(text: string, endpoints: SpecEndpoints, problems: 
 
   for (const [name, entry] of Object.entries(asTable(doc.nodes))) {
     const key = `nodes.${name}`;
-    const raw = typeof entry === 'string' ? { url: entry } : isTable(entry) ? entry : undefined;
+    const raw = typeof entry === 'string' ? { url: entry } : isPlainObject(entry) ? entry : undefined;
     if (!raw) {
       problems.push(`manifest ${key}: must be a URL string, a table with url and ref, or a table with registry and version`);
       continue;
@@ -97,7 +98,7 @@ function manifestWorkflows(section: unknown, location: string | undefined, probl
   const out: ManifestWorkflow[] = [];
   for (const [name, entry] of Object.entries(asTable(section))) {
     const key = `workflows.${name}`;
-    const table = isTable(entry) ? entry : { url: entry };
+    const table = isPlainObject(entry) ? entry : { url: entry };
     const unknown = Object.keys(table).filter((k) => k !== 'url' && k !== 'path');
     const given = [table.url, table.path].filter((v) => v !== undefined);
     if (unknown.length > 0 || given.length !== 1 || typeof given[0] !== 'string' || given[0].trim() === '') {
@@ -148,11 +149,7 @@ export function formatIssues(prefix: string, error: z.ZodError): string[] {
   });
 }
 
-function isTable(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 function asTable(v: unknown): Record<string, unknown> {
-  return isTable(v) ? v : {};
+  return isPlainObject(v) ? v : {};
 }
 

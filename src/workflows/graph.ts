@@ -1,3 +1,5 @@
+import { isPlainObject } from '../lib/objects.js';
+
 /**
  * The two shapes ComfyUI writes a workflow in, read into one flat list of nodes:
  * - UI format (Workflow → Save/Export): `nodes[]` and `links`, subgraphs defined under
@@ -69,17 +71,17 @@ export function parseWorkflow(text: string): ParsedWorkflow {
 
 /** Reads an already parsed JSON value as a workflow. */
 export function readWorkflow(value: unknown): ParsedWorkflow {
-  if (!isObject(value)) throw new WorkflowError(NOT_A_WORKFLOW);
+  if (!isPlainObject(value)) throw new WorkflowError(NOT_A_WORKFLOW);
   if (Array.isArray(value.nodes)) return readUiWorkflow(value);
   // ComfyUI's /prompt body and some tools wrap the API format as {"prompt": {...}}.
-  const api = isObject(value.prompt) && isApiFormat(value.prompt) ? value.prompt : value;
+  const api = isPlainObject(value.prompt) && isApiFormat(value.prompt) ? value.prompt : value;
   if (isApiFormat(api)) return readApiWorkflow(api);
   throw new WorkflowError(NOT_A_WORKFLOW);
 }
 
 function isApiFormat(value: Record<string, unknown>): boolean {
   const entries = Object.values(value);
-  return entries.length > 0 && entries.every((n) => isObject(n) && typeof n.class_type === 'string' && (n.inputs === undefined || isObject(n.inputs)));
+  return entries.length > 0 && entries.every((n) => isPlainObject(n) && typeof n.class_type === 'string' && (n.inputs === undefined || isPlainObject(n.inputs)));
 }
 
 function readApiWorkflow(value: Record<string, unknown>): ParsedWorkflow {
@@ -110,9 +112,9 @@ function readUiWorkflow(root: Record<string, unknown>): ParsedWorkflow {
   const seen = new Set<string>();
   while (pending.length > 0) {
     const definitions = pending.pop();
-    if (!isObject(definitions) || !Array.isArray(definitions.subgraphs)) continue;
+    if (!isPlainObject(definitions) || !Array.isArray(definitions.subgraphs)) continue;
     for (const subgraph of definitions.subgraphs) {
-      if (!isObject(subgraph) || typeof subgraph.id !== 'string' || seen.has(subgraph.id)) continue;
+      if (!isPlainObject(subgraph) || typeof subgraph.id !== 'string' || seen.has(subgraph.id)) continue;
       seen.add(subgraph.id);
       structural.add(subgraph.id);
       const label = `subgraph "${typeof subgraph.name === 'string' ? subgraph.name : subgraph.id}"`;
@@ -122,11 +124,11 @@ function readUiWorkflow(root: Record<string, unknown>): ParsedWorkflow {
   }
 
   // Legacy group nodes: instances are typed `workflow>Name` (or `workflow/Name`).
-  const groupNodes = isObject(root.extra) && isObject(root.extra.groupNodes) ? root.extra.groupNodes : {};
+  const groupNodes = isPlainObject(root.extra) && isPlainObject(root.extra.groupNodes) ? root.extra.groupNodes : {};
   for (const [name, group] of Object.entries(groupNodes)) {
     structural.add(`workflow>${name}`).add(`workflow/${name}`);
     // A group node's inner nodes carry an `index` instead of an id.
-    if (isObject(group)) readNodes(group.nodes, `group node "${name}"`, nodes, problems, true);
+    if (isPlainObject(group)) readNodes(group.nodes, `group node "${name}"`, nodes, problems, true);
   }
 
   if (problems.length > 0) throw new WorkflowError(`has malformed nodes: ${problems.slice(0, 5).join('; ')}`);
@@ -140,19 +142,19 @@ function readNodes(list: unknown, graph: string | undefined, out: WorkflowNode[]
     return;
   }
   list.forEach((raw, i) => {
-    const id = isObject(raw) ? (raw.id ?? (indexed ? (raw.index ?? i) : undefined)) : undefined;
-    if (!isObject(raw) || typeof raw.type !== 'string' || (typeof id !== 'number' && typeof id !== 'string')) {
+    const id = isPlainObject(raw) ? (raw.id ?? (indexed ? (raw.index ?? i) : undefined)) : undefined;
+    if (!isPlainObject(raw) || typeof raw.type !== 'string' || (typeof id !== 'number' && typeof id !== 'string')) {
       problems.push(`${graph ? `${graph} ` : ''}nodes[${i}] has no "id" and "type"`);
       return;
     }
-    const properties = isObject(raw.properties) ? raw.properties : {};
+    const properties = isPlainObject(raw.properties) ? raw.properties : {};
     const widgets = raw.widgets_values;
     out.push({
       id: String(id),
       type: raw.type,
       graph,
       widgetList: Array.isArray(widgets) ? widgets : [],
-      widgetsByName: isObject(widgets) ? widgets : {},
+      widgetsByName: isPlainObject(widgets) ? widgets : {},
       pack: { cnrId: text(properties.cnr_id), auxId: text(properties.aux_id), ver: text(properties.ver) },
       models: Array.isArray(properties.models) ? properties.models.flatMap(modelEntry) : [],
     });
@@ -160,7 +162,7 @@ function readNodes(list: unknown, graph: string | undefined, out: WorkflowNode[]
 }
 
 function modelEntry(raw: unknown): WorkflowModelEntry[] {
-  if (!isObject(raw) || !text(raw.name)) return [];
+  if (!isPlainObject(raw) || !text(raw.name)) return [];
   return [
     {
       name: text(raw.name)!,
@@ -179,8 +181,4 @@ export function nodeLabel(node: Pick<WorkflowNode, 'type' | 'id' | 'graph'>): st
 
 function text(v: unknown): string | undefined {
   return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
