@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createFileOnce } from '../lib/fs.js';
 
 const KEY_BYTES = 32;
 
@@ -12,17 +13,8 @@ const KEY_BYTES = 32;
 export async function loadSessionKey(stateDir: string): Promise<Buffer> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const file = path.join(stateDir, 'session.key');
-  // Written whole under a temporary name, then linked into place: link() fails when the key
-  // exists, so two starts at once end up with one key and nobody reads a half-written file.
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, randomBytes(KEY_BYTES), { mode: 0o600 });
-    await link(tmp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    await rm(tmp, { force: true });
-  }
+  // Two starts at once end up with one key (the first to create it).
+  await createFileOnce(file, randomBytes(KEY_BYTES), { mode: 0o600 });
   const key = await readFile(file);
   if (key.length < KEY_BYTES) {
     throw new Error(`${file} holds ${key.length} bytes, not ${KEY_BYTES}: remove it and restart (everyone signs in again)`);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { access, chmod, lstat, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, link, lstat, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Whether anything (file, folder, link target) is at `file`. */
@@ -39,6 +39,26 @@ export async function writeFileAtomically(file: string, text: string | Buffer, o
   try {
     await writeFile(tmp, text, options.mode === undefined ? {} : { mode: options.mode });
     await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/**
+ * Creates `file` with `data` unless it exists: written whole under a temporary name, then linked
+ * into place. link() fails when the file exists, so of two processes creating it at once, one
+ * wins and both read the winner's bytes; nobody ever reads half a file. Returns whether this call
+ * created it.
+ */
+export async function createFileOnce(file: string, data: string | Buffer, options: { mode?: number } = {}): Promise<boolean> {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, data, { flag: 'wx', ...(options.mode === undefined ? {} : { mode: options.mode }) });
+    await link(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
   } finally {
     await rm(tmp, { force: true });
   }

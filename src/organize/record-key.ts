@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createFileOnce, writeFileAtomically } from '../lib/fs.js';
 
 /** The key file's name in Phoenix's state folder. */
 export const RECORD_KEY_FILE = 'record.key';
@@ -23,19 +24,13 @@ export class RecordKey {
   }
 
   /**
-   * Puts another key in place of this one (pods that share a volume share one key): written whole
-   * under another name, then renamed over the file.
+   * Puts another key in place of this one (pods that share a volume share one key), replacing the
+   * file atomically.
    */
   async replace(key: Buffer): Promise<void> {
     if (key.length !== KEY_BYTES) throw new Error(`a record key has ${KEY_BYTES} bytes, not ${key.length}`);
     await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      await writeFile(tmp, key, { mode: 0o600, flag: 'wx' });
-      await rename(tmp, this.file);
-    } finally {
-      await rm(tmp, { force: true });
-    }
+    await writeFileAtomically(this.file, key, { mode: 0o600 });
     this.key = Promise.resolve(key);
   }
 
@@ -56,17 +51,8 @@ export class RecordKey {
     const existing = await this.read();
     if (existing) return existing;
     await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    // Written whole under another name, then linked into place: a reader never sees half a key,
-    // and when another process links first, its key is the one everybody uses.
-    const tmp = `${this.file}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      await writeFile(tmp, randomBytes(KEY_BYTES), { mode: 0o600, flag: 'wx' });
-      await link(tmp, this.file).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EEXIST') throw err;
-      });
-    } finally {
-      await rm(tmp, { force: true });
-    }
+    // When another process creates it first, its key is the one everybody uses.
+    await createFileOnce(this.file, randomBytes(KEY_BYTES), { mode: 0o600 });
     const created = await this.read();
     if (!created) throw new Error(`cannot create the verified-files record key ${this.file}`);
     return created;

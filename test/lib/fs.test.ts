@@ -1,8 +1,8 @@
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { statIfExists } from '../../src/lib/fs.js';
+import { createFileOnce, statIfExists } from '../../src/lib/fs.js';
 import { REPO_ROOT, failure } from '../helpers.js';
 import { runUnprivileged } from '../fixtures/unprivileged.js';
 
@@ -45,5 +45,19 @@ describe('statIfExists', () => {
     `);
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('error EACCES');
+  });
+});
+
+describe('createFileOnce', () => {
+  it('lets one of many concurrent creators win, and never replaces what is there', async () => {
+    const file = path.join(dir, 'key');
+    const results = await Promise.all(['a', 'b', 'c', 'd'].map((data) => createFileOnce(file, data, { mode: 0o600 })));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const winner = ['a', 'b', 'c', 'd'][results.indexOf(true)];
+    expect(await readFile(file, 'utf8')).toBe(winner);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(await createFileOnce(file, 'later')).toBe(false);
+    expect(await readFile(file, 'utf8')).toBe(winner);
+    expect(await readdir(dir)).toEqual(['key']);
   });
 });
