@@ -172,6 +172,8 @@ describe('fetching a file for the fleet', () => {
     const stop = new AbortController();
     const dying = pod('pod-dying', fleet, mirror, { leases: new Leases(own, fleet, 'pod-dying', 1500) });
     const dyingFetch = fetchFile(dying.file('/e.safetensors', true), { ...dying.ctx, signal: stop.signal }).catch((err: Error) => err);
+    // The dying pod holds the lease (it is downloading) before the survivor asks for it.
+    await eventually(() => dying.seen.some((s) => s.kind === 'downloading' && s.from === 'origin' && s.bytesDone > 0), 10_000, 'pod-dying downloading');
     const survivor = pod('pod-b', fleet, mirror);
     const surviving = fetchFile(survivor.file('/e.safetensors', true), survivor.ctx);
     await eventually(() => survivor.seen.some((s) => s.kind === 'waiting' && s.holder.pod === 'pod-dying' && s.holder.bytesDone > 0), 10_000, 'pod-b waiting for pod-dying');
