@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, freePort, makeWorkspace, type Workspace } from './helpers.js';
+import { comfyPorts, REPO_ROOT, freePort, makeWorkspace, type Workspace } from './helpers.js';
 
 /** `npm run demo` as a user runs it, stopping once ready. */
 describe('the demo', () => {
@@ -19,7 +19,7 @@ describe('the demo', () => {
         DEMO_EXIT_WHEN_READY: '1',
         DEMO_WORKSPACE: path.join(ws.dir, 'demo'),
         PHOENIX_PORT: String(await freePort()),
-        COMFYUI_PORT: String(await freePort()),
+        ...(await comfyPorts()),
       },
     });
     out = { stdout: String(r.stdout), stderr: String(r.stderr), exitCode: r.exitCode };

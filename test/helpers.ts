@@ -45,6 +45,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * COMFYUI_PORT and COMFYUI_INTERNAL_PORT, both free: left unset, the internal port is derived
+ * (COMFYUI_PORT + 10000), which another server on the machine may hold.
+ */
+export async function comfyPorts(): Promise<{ COMFYUI_PORT: string; COMFYUI_INTERNAL_PORT: string }> {
+  return { COMFYUI_PORT: String(await freePort()), COMFYUI_INTERNAL_PORT: String(await freePort()) };
+}
+
 /** Polls until `check` returns a value (not undefined/false) or the time is up. */
 export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -21,7 +21,7 @@ import { CAN_SWITCH_USERS, COMFY_TEST_USER, ensureComfyTestUser } from '../fixtu
 import { GitHost } from '../fixtures/git-repos.js';
 import { writeFakePython } from '../nodes/fake-python.js';
 import { downloaded } from '../organize/helpers.js';
-import { REPO_ROOT, eventually, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+import { comfyPorts, REPO_ROOT, eventually, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
 
 interface Attempt {
   ok: boolean;
@@ -80,7 +80,7 @@ describe.runIf(CAN_SWITCH_USERS)('a hostile custom node under COMFYUI_USER', () 
       COMFYUI_PYTHON: fake.python,
       // Models on the volume, as on RunPod: a folder Phoenix makes at start, which the node must still reach.
       USE_VOLUME: 'true',
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: 'isolation-password-1',
       HF_TOKEN: 'hf_isolation_token',
     });

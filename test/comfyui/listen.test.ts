@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ComfyProcess } from '../../src/comfyui/process.js';
 import { call } from '../fixtures/http-call.js';
-import { freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+import { comfyPorts, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
 
 /** Where ComfyUI listens, by COMFYUI_AUTH: only loopback behind the login, every interface without. */
 describe('ComfyUI listen address', () => {
@@ -14,7 +14,7 @@ describe('ComfyUI listen address', () => {
 
   async function start(env: Record<string, string>) {
     ws = await makeWorkspace();
-    const config = await testConfig({ WORKSPACE: ws.dir, COMFYUI_PORT: String(await freePort()), COMFYUI_INTERNAL_PORT: String(await freePort()), ...env });
+    const config = await testConfig({ WORKSPACE: ws.dir, ...(await comfyPorts()), ...env });
     comfy = new ComfyProcess({
       python: config.comfyui.python,
       comfyuiDir: config.comfyui.dir,

@@ -5,7 +5,7 @@ import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodStatus } from '../../src/board/status.js';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
-import { REPO_ROOT, eventually, freePort, isAlive, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, REPO_ROOT, eventually, freePort, isAlive, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const SIZE = 12 * 1024 * 1024;
 
@@ -24,7 +24,7 @@ describe('a crashed pod', () => {
       HOME: ws.dir,
       WORKSPACE: ws.dir,
       PHOENIX_PORT: String(await freePort()),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: 'crash-password',
       COMFYUI_WAIT_FOR: 'none',
       DOWNLOAD_CONNECTIONS: '4',

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allReady, comfyPids, sha256File, startUp } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const PASSWORD = 'damaged-record-pw';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -34,7 +34,7 @@ describe('phoenix up over a damaged verified-files record', () => {
       HOME: ws.dir,
       WORKSPACE: ws.dir,
       PHOENIX_PORT: String(await freePort()),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: PASSWORD,
       PROVISION_URL: await writeManifest(
         `[models.checkpoints.a]\nsource = "url"\nurl = "${hub.url('/m/a.safetensors')}"\nsha256 = "${sha(files['/m/a.safetensors'])}"\n` +

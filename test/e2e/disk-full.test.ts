@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
 import { allReady, comfyPids, sha256File, startUp } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const SIZE = 12 * 1024 * 1024;
 const PASSWORD = 'disk-full-password';
@@ -45,7 +45,7 @@ describe.skipIf(!asRoot)('a disk that fills up mid-download', () => {
       HOME: ws.dir,
       WORKSPACE: ws.dir,
       PHOENIX_PORT: String(await freePort()),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: PASSWORD,
       DOWNLOAD_CONNECTIONS: '4',
       PROVISION_URL: await writeManifest(`[models.checkpoints]\nbig = "${bigSpec.url}"\n[models.loras]\nsmall = "${hub.url('/m/small.safetensors')}"\n`),

@@ -6,7 +6,7 @@ import type { PodStatus } from '../../src/board/status.js';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
 import { startTestS3, type TestS3 } from '../fixtures/s3-server.js';
-import { REPO_ROOT, eventually, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, REPO_ROOT, eventually, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 const PASSWORD = 'fleet-board-password';
@@ -70,7 +70,7 @@ plain = "${cdn.url('/plain.safetensors')}"
       HOME: ws.dir,
       WORKSPACE: ws.dir,
       PHOENIX_PORT: String(port),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: PASSWORD,
       PHOENIX_POD_ID: id,
       REDIS_URL: redis.url,

@@ -6,7 +6,7 @@ import type { PodStatus } from '../../src/board/status.js';
 import { up, type Stack } from '../../src/runtime/up.js';
 import { HUB_TOKENS, startFixtureHub, type FixtureHub } from '../fixtures/hub.js';
 import { sawSecret } from '../fixtures/http-server.js';
-import { eventually, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
 
 /** Every source and a custom node through the real stack, against the fixture hub. */
 describe('provisioning from every source', () => {
@@ -26,7 +26,7 @@ describe('provisioning from every source', () => {
       WORKSPACE: ws.dir,
       PROVISION_URL: manifest,
       PHOENIX_PORT: String(await freePort()),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: password,
       CIVITAI_MODELS: '4201',
       HUGGINGFACE_MODELS: 'comfyanonymous/flux_text_encoders/clip_l.safetensors',

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodStatus } from '../../src/board/status.js';
 import { up } from '../../src/runtime/up.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
 
 /** PARANOID_MODE: on exit, nothing that tells what the pod fetched or ran is left, but the models. */
 describe('PARANOID_MODE', () => {
@@ -54,7 +54,7 @@ describe('PARANOID_MODE', () => {
       PARANOID_MODE: 'true',
       PERSISTENT_STORAGE: volume,
       PHOENIX_PORT: String(await freePort()),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: 'paranoid-password',
       COMFYUI_WAIT_FOR: 'nodes',
       PROVISION_URL: await writeManifest(`[models.loras]\na = "${hub.url('/m/a.safetensors')}"\nstall = "${stallUrl}"\n`),

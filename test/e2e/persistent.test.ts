@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodStatus } from '../../src/board/status.js';
 import { up } from '../../src/runtime/up.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest } from '../helpers.js';
+import { comfyPorts, eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest } from '../helpers.js';
 
 /** PERSISTENT_STORAGE: a brand-new container (fresh ComfyUI dir, fresh Redis) on the same volume. */
 describe('persistent storage', () => {
@@ -31,7 +31,7 @@ describe('persistent storage', () => {
       WORKSPACE: ws.dir,
       PERSISTENT_STORAGE: volume,
       PHOENIX_PORT: String(await freePort()),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: 'volume-password',
       PROVISION_URL: await writeManifest(
         `[models.checkpoints]\nbig = "${hub.url('/m/big.safetensors')}"\n[models.loras]\nlora = "${hub.url('/m/lora.safetensors')}"\n`,

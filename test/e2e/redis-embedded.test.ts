@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
 import { allReady, comfyPids, comfyStarts, pidIn, sha256File, startUp } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { eventually, freePort, isAlive, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, freePort, isAlive, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const SIZE = 12 * 1024 * 1024;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -47,7 +47,7 @@ describe('phoenix up when its redis-server dies', () => {
       HOME: ws.dir,
       WORKSPACE: ws.dir,
       PHOENIX_PORT: String(await freePort()),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: PASSWORD,
       COMFYUI_WAIT_FOR: 'none',
       DOWNLOAD_CONNECTIONS: '4',

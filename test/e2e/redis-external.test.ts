@@ -8,7 +8,7 @@ import { redisServerArgs, socketPath } from '../../src/runtime/redis.js';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
 import { allReady, comfyPids, comfyStarts, sha256File, startUp } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { eventually, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const SIZE = 12 * 1024 * 1024;
 const PASSWORD = 'redis-external-pw';
@@ -53,7 +53,7 @@ describe('phoenix up on an external Redis that restarts', () => {
       WORKSPACE: ws.dir,
       REDIS_URL: `unix://${socketPath(redisDir)}`,
       PHOENIX_PORT: String(await freePort()),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: PASSWORD,
       COMFYUI_WAIT_FOR: 'none',
       DOWNLOAD_CONNECTIONS: '4',

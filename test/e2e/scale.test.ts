@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allReady, sha256File, startUp } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const PASSWORD = 'scale-password';
 const MODELS = 300;
@@ -47,7 +47,7 @@ describe('phoenix up with hundreds of models', () => {
       HOME: ws.dir,
       WORKSPACE: ws.dir,
       PHOENIX_PORT: String(await freePort()),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: PASSWORD,
       DOWNLOAD_CONCURRENCY: '8',
       PROVISION_URL: await writeManifest(`[models.loras]\n${lines.join('\n')}\n`),

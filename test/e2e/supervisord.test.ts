@@ -57,6 +57,7 @@ describe('supervisord.conf', () => {
         PHOENIX_PORT: String(port),
         PHOENIX_PASSWORD: password,
         COMFYUI_PORT: String(comfyPort),
+        COMFYUI_INTERNAL_PORT: String(await freePort()),
         COMFYUI_WAIT_FOR: 'none',
         DOWNLOAD_CONNECTIONS: '4',
         PROVISION_URL: await writeManifest(

@@ -6,7 +6,7 @@ import { execa, type ResultPromise } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { REPO_ROOT, eventually, freePort, isAlive, makeWorkspace, type Workspace } from '../helpers.js';
+import { comfyPorts, REPO_ROOT, eventually, freePort, isAlive, makeWorkspace, type Workspace } from '../helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const SECRETS = {
@@ -60,7 +60,7 @@ headers = { "Authorization" = "${HEADER_SECRET}" }
       HOME: ws.dir,
       WORKSPACE: ws.dir,
       PHOENIX_PORT: String(phoenixPort),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PROVISION_URL: manifest,
       ...SECRETS,
     };

@@ -36,6 +36,7 @@ describe('phoenix up from a workflow alone', () => {
       WORKSPACE: ws.dir,
       PHOENIX_PORT: String(phoenixPort),
       COMFYUI_PORT: String(comfyPort),
+      COMFYUI_INTERNAL_PORT: String(await freePort()),
       PHOENIX_PASSWORD: PASSWORD,
       ...hub.endpoints,
       PROVISION_WORKFLOWS: workflow,

@@ -5,7 +5,7 @@ import type { PodStatus } from '../../src/board/status.js';
 import { up, type Stack } from '../../src/runtime/up.js';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
 import { startTestRedisCluster, type TestRedisCluster } from '../fixtures/redis-cluster.js';
-import { REPO_ROOT, eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, REPO_ROOT, eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
 
 const PASSWORD = 'cluster-board-password';
 const auth = { authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}` };
@@ -36,7 +36,7 @@ describe('a fleet on a Redis Cluster', () => {
       const config = await testConfig({
         WORKSPACE: ws.dir,
         PHOENIX_PORT: String(port),
-        COMFYUI_PORT: String(await freePort()),
+        ...(await comfyPorts()),
         PHOENIX_PASSWORD: PASSWORD,
         PHOENIX_POD_ID: id,
         REDIS_CLUSTER: cluster.nodes,

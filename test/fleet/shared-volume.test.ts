@@ -7,7 +7,7 @@ import type { PodStatus } from '../../src/board/status.js';
 import { up, type Stack } from '../../src/runtime/up.js';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
-import { eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
 
 const SIZE = 6 * 1024 * 1024;
 const PASSWORD = 'volume-board-password';
@@ -45,7 +45,7 @@ describe('pods sharing a network volume', () => {
         const config = await testConfig({
           WORKSPACE: ws.dir,
           PHOENIX_PORT: String(port),
-          COMFYUI_PORT: String(await freePort()),
+          ...(await comfyPorts()),
           PHOENIX_PASSWORD: PASSWORD,
           PHOENIX_POD_ID: id,
           REDIS_URL: redis.url,
@@ -66,11 +66,16 @@ describe('pods sharing a network volume', () => {
     }, 30_000, 'one pod waiting for the other');
     expect(['vol-a', 'vol-b']).toContain(waiting.waitingFor);
 
+    const last = new Map<number, PodStatus>();
     const ready = await Promise.all(
       pods.map((p) => eventually(async () => {
         const s = await status(p.port);
+        last.set(p.port, s);
         return s.ready && s.models[0]?.state === 'ready' ? s : undefined;
-      }, 60_000, 'both pods ready')),
+      }, 60_000, 'both pods ready').catch((err: Error) => {
+        // What each pod last said: which step it was stuck on.
+        throw new Error(`${err.message}; last /status: ${JSON.stringify([...last.values()].map((s) => ({ ready: s.ready, comfyui: s.comfyui, models: s.models, queues: s.queues })))}`);
+      })),
     );
     expect(ready.map((s) => s.models[0]!.path)).toEqual([path.join(volume, 'models/checkpoints/shared.safetensors'), path.join(volume, 'models/checkpoints/shared.safetensors')]);
     expect(createHash('sha256').update(await readFile(ready[0]!.models[0]!.path!)).digest('hex')).toBe(cdn.sha256('/shared.safetensors'));

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodStatus } from '../../src/board/status.js';
 import { up, type Stack } from '../../src/runtime/up.js';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
-import { eventually, freePort, makeWorkspace, testConfig, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, freePort, makeWorkspace, testConfig, writeManifest, type Workspace } from '../helpers.js';
 
 /** A pod whose shared Redis and mirror are both unreachable at start still provisions, from the origins. */
 describe('a fleet pod cut off from the fleet', () => {
@@ -31,7 +31,7 @@ describe('a fleet pod cut off from the fleet', () => {
     const config = await testConfig({
       WORKSPACE: ws.dir,
       PHOENIX_PORT: String(port),
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       PHOENIX_PASSWORD: 'cut-off-password',
       PHOENIX_POD_ID: 'cut-off',
       REDIS_URL: `redis://127.0.0.1:${await freePort()}`,

@@ -15,7 +15,7 @@ import { startCdnFixture } from '../fixtures/cdn-server.js';
 import { startGdriveFixture } from '../fixtures/gdrive-server.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -55,7 +55,7 @@ describe('provisioning flow', () => {
     const prefix = reuse?.prefix ?? `t${process.pid}x${n++}`;
     const config = await testConfig({
       WORKSPACE: ws.dir,
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       DOWNLOAD_ATTEMPTS: '1',
       ...env,
     });

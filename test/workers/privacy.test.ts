@@ -9,7 +9,7 @@ import { produce } from '../../src/producer/produce.js';
 import { openQueues, type Queues } from '../../src/queue/queues.js';
 import { startWorkers, type RunningWorkers } from '../../src/workers/index.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
-import { eventually, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
 
 /** The workers with privacy on, as `phoenix workers` runs them: ComfyUI gets the proxy, the switches and the flag. */
 describe('ComfyUI started with privacy on', () => {
@@ -38,7 +38,7 @@ describe('ComfyUI started with privacy on', () => {
   });
 
   it('gives ComfyUI the egress proxy, the telemetry switches and --disable-api-nodes, and /status says what is enforced', async () => {
-    const config = await testConfig({ WORKSPACE: ws.dir, COMFYUI_PORT: String(await freePort()), PRIVACY_ENABLED: 'true' });
+    const config = await testConfig({ WORKSPACE: ws.dir, ...(await comfyPorts()), PRIVACY_ENABLED: 'true' });
     const prefix = `privw${process.pid}`;
     conn = new Redis({ path: redis.socket, maxRetriesPerRequest: null });
     privacy = await startPrivacy({ config, connection: conn, prefix, log: silentLog });

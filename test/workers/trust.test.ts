@@ -14,7 +14,7 @@ import { JobName, QueueName, type ModelJobData } from '../../src/queue/jobs.js';
 import { startWorkers, type RunningWorkers } from '../../src/workers/index.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { eventually, failure, freePort, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, failure, makeWorkspace, silentLog, testConfig, writeManifest, type Workspace } from '../helpers.js';
 
 /** Job data is written by whoever reaches Redis: workers check it against the spec and the configuration. */
 describe('workers never trust job data', () => {
@@ -35,7 +35,7 @@ describe('workers never trust job data', () => {
     ws = await makeWorkspace();
     config = await testConfig({
       WORKSPACE: ws.dir,
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       DOWNLOAD_ATTEMPTS: '1',
       PROVISION_URL: await writeManifest(`
 [models.loras.private]

@@ -15,7 +15,7 @@ import { startWorkers, type RunningWorkers } from '../../src/workers/index.js';
 import { GitHost } from '../fixtures/git-repos.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { eventually, failure, freePort, makeWorkspace, testConfig, writeManifest, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, failure, makeWorkspace, testConfig, writeManifest, type Workspace } from '../helpers.js';
 
 /** Every value stored in Redis under a prefix, as text. */
 async function redisDump(conn: Redis, prefix: string): Promise<string> {
@@ -60,7 +60,7 @@ describe('credentials inside URLs', () => {
     const origin = new URL(files.origin);
     config = await testConfig({
       WORKSPACE: ws.dir,
-      COMFYUI_PORT: String(await freePort()),
+      ...(await comfyPorts()),
       DOWNLOAD_ATTEMPTS: '1',
       COMFY_CUSTOM_NODE_GIT_URLS: git.baseUrl.replace('http://', `http://deploy:${gitPassword}@`) + '/Private-Node.git',
       PROVISION_URL: await writeManifest(`

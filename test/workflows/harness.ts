@@ -7,7 +7,7 @@ import type { Config } from '../../src/config/index.js';
 import { produce } from '../../src/producer/produce.js';
 import { openQueues, type Queues } from '../../src/queue/queues.js';
 import { startWorkers, type RunningWorkers } from '../../src/workers/index.js';
-import { eventually, freePort, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
 
 export interface Pod {
   ws: Workspace;
@@ -30,7 +30,7 @@ let n = 0;
 export async function startPod(socket: string, env: Record<string, string>, options: { produce?: boolean } = {}): Promise<Pod> {
   const ws = await makeWorkspace();
   const prefix = `wf${process.pid}x${n++}`;
-  const config = await testConfig({ WORKSPACE: ws.dir, COMFYUI_PORT: String(await freePort()), DOWNLOAD_ATTEMPTS: '1', ...env });
+  const config = await testConfig({ WORKSPACE: ws.dir, ...(await comfyPorts()), DOWNLOAD_ATTEMPTS: '1', ...env });
   const conn = new Redis({ path: socket, maxRetriesPerRequest: null });
   const workers = startWorkers({ config, connection: conn, log: silentLog, prefix, comfyBackoffMs: 100, reloadQuietMs: 300 });
   const queues = openQueues(conn, prefix);
