@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createFileOnce } from '../lib/fs.js';
 
 /**
  * The identity of the disk that holds the models: a random id written once beside them. Pods that
@@ -12,10 +13,9 @@ export async function volumeId(modelsRoot: string): Promise<string> {
   const existing = await readId(file);
   if (existing) return existing;
   await mkdir(modelsRoot, { recursive: true });
-  // `wx`: of two pods racing to write it, one wins and both read the winner's id.
-  await writeFile(file, `${randomUUID()}\n`, { flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EEXIST') throw err;
-  });
+  // Of two pods racing to write it, one wins and both read the winner's id; the file appears whole,
+  // so no pod reads it half-written.
+  await createFileOnce(file, `${randomUUID()}\n`);
   const id = await readId(file);
   if (!id) throw new Error(`${file} holds no volume id`);
   return id;
