@@ -2,9 +2,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { withFileLock } from '../lib/file-lock.js';
 import { isMissing, writeFileAtomically } from '../lib/fs.js';
 import type { Logger } from '../lib/log.js';
-import { KeyedMutex } from '../lib/serial.js';
 import { RecordKey } from './record-key.js';
 
 /** One verified file: what it was checked to be, and how to tell it has not changed since. */
@@ -23,9 +23,6 @@ export type VerifiedEntry = z.output<typeof VerifiedEntry>;
 /** Version 1 entries carried no MAC: such a record is set aside like a damaged one and its files re-hashed. */
 const RecordSchema = z.object({ version: z.literal(2), files: z.record(z.string(), VerifiedEntry) });
 type RecordFile = z.output<typeof RecordSchema>;
-
-/** Writes per record file, one at a time across every instance in this process, so none loses another's entry. */
-const recordWrites = new KeyedMutex();
 
 /** The record's file name, beside the model folders. */
 export const RECORD_FILE = '.phoenix-verified.json';
@@ -138,7 +135,7 @@ export class VerifiedRecord {
   private async read(): Promise<RecordFile> {
     const data = await this.load();
     // Moving a damaged record aside is a write: under the write lock, so two readers never race.
-    return data ?? recordWrites.run(this.file, () => this.setAside());
+    return data ?? withFileLock(this.file, () => this.setAside());
   }
 
   /** The record as on disk: empty when there is none, undefined when it is damaged. */
@@ -166,11 +163,15 @@ export class VerifiedRecord {
     return emptyRecord();
   }
 
-  private update(change: (data: RecordFile) => void): Promise<void> {
-    return recordWrites.run(this.file, async () => {
+  /**
+   * Read, change, write, under the record's lock: writers in this process and in other pods on a
+   * shared volume take turns, so none loses another's entry.
+   */
+  private async update(change: (data: RecordFile) => void): Promise<void> {
+    await mkdir(this.modelsRoot, { recursive: true });
+    await withFileLock(this.file, async () => {
       const data = (await this.load()) ?? (await this.setAside());
       change(data);
-      await mkdir(this.modelsRoot, { recursive: true });
       await writeFileAtomically(this.file, JSON.stringify(data, null, 1), { mode: 0o600 });
     });
   }
