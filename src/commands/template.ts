@@ -72,6 +72,26 @@ const BASIC_VARIABLES: readonly TemplateVariable[] = [
   { key: 'DEBUG_MODE', value: 'false', meaning: 'debug logging' },
 ];
 
+/** Privacy: what the pod may talk to, and what it leaves behind. */
+const PRIVACY_VARIABLES: readonly TemplateVariable[] = [
+  { key: 'PRIVACY_ENABLED', value: 'false', meaning: 'true: outgoing traffic only to the model hosts, then to PRIVACY_ALLOW; telemetry blocked' },
+  { key: 'PRIVACY_ALLOW', value: '', meaning: 'comma-separated hosts ComfyUI and custom nodes may reach with privacy on' },
+  { key: 'MONITORING_ONLY', value: 'false', meaning: 'true: privacy reports what it would block and blocks nothing' },
+  { key: 'PARANOID_MODE', value: 'false', meaning: 'true: when the pod stops, remove partial downloads, the queue state, pip and Hugging Face caches and shell histories (verified models stay)' },
+];
+
+/** Fleet: many pods on one Redis and one model mirror. All empty: the pod stands alone. */
+const FLEET_VARIABLES: readonly TemplateVariable[] = [
+  { key: 'REDIS_URL', value: '', meaning: 'the fleet\'s Redis (redis:// or rediss://, with its password); empty: a Redis of the pod\'s own', secret: true },
+  { key: 'PHOENIX_POD_LABELS', value: '', meaning: 'labels shown on the fleet board, k=v,…' },
+  { key: 'PHOENIX_FLEET', value: 'false', meaning: 'true: this pod also serves the fleet board and API' },
+  { key: 'MODEL_MIRROR', value: '', meaning: 's3://bucket/prefix: each model is fetched from its origin once, the other pods take it from here' },
+  { key: 'MODEL_MIRROR_ENDPOINT', value: '', meaning: 'the mirror\'s S3 endpoint (R2, B2, MinIO, RunPod\'s S3 API); empty: AWS S3' },
+  { key: 'AWS_ACCESS_KEY_ID', value: '', meaning: 'the mirror\'s access key', secret: true },
+  { key: 'AWS_SECRET_ACCESS_KEY', value: '', meaning: 'the mirror\'s secret key', secret: true },
+  { key: 'AWS_REGION', value: 'us-east-1', meaning: 'the mirror\'s region (auto for R2)' },
+];
+
 /** The template for Phoenix's image. Pure: reads no environment and carries no secret value. */
 export function buildTemplate(inputs: TemplateInputs = {}): RunPodTemplate {
   const ports = inputs.ports ?? { comfyui: 8188, phoenix: 8189, filebrowser: 8080 };
@@ -80,7 +100,7 @@ export function buildTemplate(inputs: TemplateInputs = {}): RunPodTemplate {
     { key: 'PHOENIX_PORT', value: String(ports.phoenix), meaning: 'Bull Board, /status and the API' },
     { key: 'FILEBROWSER_PORT', value: String(ports.filebrowser), meaning: 'FileBrowser over /workspace' },
   ];
-  const variables = [...BASIC_VARIABLES, ...portVariables];
+  const variables = [...BASIC_VARIABLES, ...PRIVACY_VARIABLES, ...FLEET_VARIABLES, ...portVariables];
   return {
     name: inputs.name ?? DEFAULT_TEMPLATE_NAME,
     imageName: inputs.imageName ?? DEFAULT_IMAGE,

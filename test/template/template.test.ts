@@ -71,7 +71,21 @@ describe('RunPod template', () => {
     expect(t.readme).toMatch(/\| PHOENIX_PASSWORD \| its password \(≥ 12 characters\)/);
     expect(t.readme).toContain('ComfyUI and the board ask for one login');
     expect(t.readme).toMatch(/\| PHOENIX_API_TOKEN \| token for scripts .*\| \(secret\) \|/);
+    // Privacy and the fleet are set on the deploy page too; their secrets carry no value either.
+    expect(env).toMatchObject({ PRIVACY_ENABLED: 'false', PHOENIX_FLEET: 'false', AWS_REGION: 'us-east-1', MODEL_MIRROR: '' });
+    for (const secret of ['REDIS_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+      expect(env[secret]).toBe('');
+      expect(t.readme).toMatch(new RegExp(`\\| ${secret} \\| .* \\| \\(secret\\) \\|`));
+    }
     expect(buildTemplate({ imageName: 'ghcr.io/me/phoenix:1.2.3' }).imageName).toBe('ghcr.io/me/phoenix:1.2.3');
+  });
+
+  it('deploys as a valid configuration: the values it carries start a pod that stands alone, privacy off', async () => {
+    const env = Object.fromEntries(buildTemplate().env.map((e) => [e.key, e.value]));
+    const config = await testConfig({ ...env, WORKSPACE: '/workspace' });
+    expect(config.fleet).toMatchObject({ shared: false, board: false });
+    expect(config.privacy.enabled).toBe(false);
+    expect(config.comfyui.port).toBe(8188);
   });
 
   it('deploys with a Bearer key and returns the new template id', async () => {
