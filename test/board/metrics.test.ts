@@ -1,45 +1,36 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBoard, type RunningBoard } from '../../src/board/server.js';
-import { PodState } from '../../src/comfyui/pod-state.js';
+import type { RunningBoard } from '../../src/board/server.js';
 import { PodCounters } from '../../src/fleet/counters.js';
-import { openQueues, type Queues } from '../../src/queue/queues.js';
-import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
-import { makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+import type { Queues } from '../../src/queue/queues.js';
+import { startBoardOnly, type BoardOnly } from '../fixtures/board-only.js';
 
 const TOKEN = 'scrape-token-0123456789abcdef';
 
 /** GET /metrics of a single pod: Prometheus text read from Redis, behind the login or the metrics token. */
 describe('/metrics', () => {
-  let redis: TestRedis;
-  let conn: Redis;
+  let stack: BoardOnly;
   let queues: Queues;
   let board: RunningBoard;
-  let ws: Workspace;
   const basic = { authorization: `Basic ${Buffer.from('admin:metrics-password').toString('base64')}` };
 
   beforeAll(async () => {
-    redis = await startTestRedis();
-    ws = await makeWorkspace();
-    const config = await testConfig({ WORKSPACE: ws.dir, PHOENIX_PASSWORD: 'metrics-password', METRICS_TOKEN: TOKEN });
-    conn = new Redis({ path: redis.socket, maxRetriesPerRequest: 1 });
-    queues = openQueues(conn, `metrics${process.pid}`);
-    const pod = new PodState(conn, queues.prefix);
-    const counters = new PodCounters(conn, queues.prefix);
-    await counters.addDownload('huggingface', 'origin', 5000, 2);
-    await counters.addDownload('huggingface', 'mirror', 7000, 1);
-    await counters.addVerificationFailure('mirror');
-    await pod.setComfy({ state: 'running', pid: 1, port: config.comfyui.port, restarts: 3, error: null, lastOutput: [], nextTryAt: null, startedAt: Date.now(), updatedAt: Date.now() });
-    await queues.queue.download.add('download-model', { x: 1 }, { jobId: 'waiting-one' });
-    board = await startBoard({ config, queues, pod, counters, log: silentLog, port: 0, comfyPort: 0, host: '127.0.0.1' });
+    stack = await startBoardOnly(
+      { PHOENIX_PASSWORD: 'metrics-password', METRICS_TOKEN: TOKEN },
+      {
+        prefix: `metrics${process.pid}`,
+        counters: (conn, prefix) => new PodCounters(conn, prefix),
+        async prepare({ config, queues: q, pod, counters }) {
+          await counters!.addDownload('huggingface', 'origin', 5000, 2);
+          await counters!.addDownload('huggingface', 'mirror', 7000, 1);
+          await counters!.addVerificationFailure('mirror');
+          await pod.setComfy({ state: 'running', pid: 1, port: config.comfyui.port, restarts: 3, error: null, lastOutput: [], nextTryAt: null, startedAt: Date.now(), updatedAt: Date.now() });
+          await q.queue.download.add('download-model', { x: 1 }, { jobId: 'waiting-one' });
+        },
+      },
+    );
+    ({ queues, board } = stack);
   });
-  afterAll(async () => {
-    await board.close();
-    await queues.close();
-    conn.disconnect();
-    await redis.stop();
-    await ws.cleanup();
-  });
+  afterAll(() => stack.close());
 
   it('answers only the login or the metrics token', async () => {
     expect((await fetch(`${board.url}/metrics`)).status).toBe(401);

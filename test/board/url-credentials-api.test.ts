@@ -1,35 +1,20 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBoard, type RunningBoard } from '../../src/board/server.js';
-import { PodState } from '../../src/comfyui/pod-state.js';
-import { openQueues, type Queues } from '../../src/queue/queues.js';
-import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
-import { makeWorkspace, silentLog, testConfig, type Workspace } from '../helpers.js';
+import type { RunningBoard } from '../../src/board/server.js';
+import type { Queues } from '../../src/queue/queues.js';
+import { startBoardOnly, type BoardOnly } from '../fixtures/board-only.js';
 
 /** Runtime additions would have to store a URL's credentials: the API refuses them, as it refuses header values. */
 describe('the API and credentials inside URLs', () => {
-  let redis: TestRedis;
-  let conn: Redis;
+  let stack: BoardOnly;
   let queues: Queues;
   let board: RunningBoard;
-  let ws: Workspace;
   const auth = { authorization: `Basic ${Buffer.from('admin:board-password-1').toString('base64')}`, 'content-type': 'application/json' };
 
   beforeAll(async () => {
-    redis = await startTestRedis();
-    ws = await makeWorkspace();
-    const config = await testConfig({ WORKSPACE: ws.dir, PHOENIX_PASSWORD: 'board-password-1' });
-    conn = new Redis({ path: redis.socket, maxRetriesPerRequest: 1 });
-    queues = openQueues(conn, `creds${process.pid}`);
-    board = await startBoard({ config, queues, pod: new PodState(conn, queues.prefix), log: silentLog, port: 0, comfyPort: 0, host: '127.0.0.1' });
+    stack = await startBoardOnly({ PHOENIX_PASSWORD: 'board-password-1' }, { prefix: `creds${process.pid}` });
+    ({ queues, board } = stack);
   });
-  afterAll(async () => {
-    await board.close();
-    await queues.close();
-    conn.disconnect();
-    await redis.stop();
-    await ws.cleanup();
-  });
+  afterAll(() => stack.close());
 
   const post = (route: string, body: unknown) => fetch(`${board.url}${route}`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
 
