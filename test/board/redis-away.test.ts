@@ -61,7 +61,8 @@ describe('board without Redis', () => {
       });
       answers.push({ route, status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { error: string; problems: string[] } });
     }
-    expect(Date.now() - started).toBeLessThan(1000);
+    // Answered at once rather than held until Redis is back (it is not, here): a bound far from both.
+    expect(Date.now() - started).toBeLessThan(5000);
     for (const a of answers) {
       expect(a, a.route).toMatchObject({ status: 503, retryAfter: '5', body: { error: 'Redis is unavailable' } });
       expect(a.body.problems[0]).toMatch(new RegExp(`^Redis at ${redis.socket} is unavailable for \\d+s \\(.+\\); Phoenix reconnects on its own`));
