@@ -5,7 +5,8 @@ import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodStatus } from '../../src/board/status.js';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
-import { comfyPorts, REPO_ROOT, eventually, freePort, isAlive, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { upEnv } from '../fixtures/pod.js';
+import { REPO_ROOT, eventually, isAlive, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const SIZE = 12 * 1024 * 1024;
 
@@ -19,17 +20,11 @@ describe('a crashed pod', () => {
   beforeAll(async () => {
     cdn = await startCdnFixture({ files: { '/big.safetensors': SIZE }, faults: { bytesPerSecond: 1024 * 1024 } });
     ws = await makeWorkspace();
-    env = {
-      PATH: process.env.PATH ?? '',
-      HOME: ws.dir,
-      WORKSPACE: ws.dir,
-      PHOENIX_PORT: String(await freePort()),
-      ...(await comfyPorts()),
-      PHOENIX_PASSWORD: 'crash-password',
+    env = await upEnv(ws.dir, 'crash-password', {
       COMFYUI_WAIT_FOR: 'none',
       DOWNLOAD_CONNECTIONS: '4',
       PROVISION_URL: await writeManifest(`[models.checkpoints]\nbig = "${cdn.url('/big.safetensors')}"\n`),
-    };
+    });
   });
   afterAll(async () => {
     await cdn.close();

@@ -2,9 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allReady, comfyPids, sha256File, startUp } from '../fixtures/pod.js';
+import { allReady, comfyPids, sha256File, startUp, upEnv } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { comfyPorts, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const PASSWORD = 'damaged-record-pw';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -29,18 +29,12 @@ describe('phoenix up over a damaged verified-files record', () => {
   });
 
   it('re-hashes what is on disk instead of downloading it, whatever the damage', { timeout: 150_000 }, async () => {
-    const env = {
-      PATH: process.env.PATH ?? '',
-      HOME: ws.dir,
-      WORKSPACE: ws.dir,
-      PHOENIX_PORT: String(await freePort()),
-      ...(await comfyPorts()),
-      PHOENIX_PASSWORD: PASSWORD,
+    const env = await upEnv(ws.dir, PASSWORD, {
       PROVISION_URL: await writeManifest(
         `[models.checkpoints.a]\nsource = "url"\nurl = "${hub.url('/m/a.safetensors')}"\nsha256 = "${sha(files['/m/a.safetensors'])}"\n` +
           `[models.loras]\nb = "${hub.url('/m/b.safetensors')}"\n[models.vae]\nc = "${hub.url('/m/c.safetensors')}"\n`,
       ),
-    };
+    });
     const record = path.join(ws.comfyDir, 'models/.phoenix-verified.json');
     const served = () => [...hub.served.values()].reduce((a, b) => a + b, 0);
     const first = startUp(env, PASSWORD);

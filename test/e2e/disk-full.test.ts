@@ -4,9 +4,9 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
-import { allReady, comfyPids, sha256File, startUp } from '../fixtures/pod.js';
+import { allReady, comfyPids, sha256File, startUp, upEnv } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { comfyPorts, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const SIZE = 12 * 1024 * 1024;
 const PASSWORD = 'disk-full-password';
@@ -40,16 +40,10 @@ describe.skipIf(!asRoot)('a disk that fills up mid-download', () => {
 
   it('fails that model saying where and what to do, keeps its partial, starts ComfyUI, and resumes it when added again', { timeout: 120_000 }, async () => {
     const bigSpec = { source: 'url', url: cdn.url('/big.safetensors'), category: 'checkpoints' };
-    const env = {
-      PATH: process.env.PATH ?? '',
-      HOME: ws.dir,
-      WORKSPACE: ws.dir,
-      PHOENIX_PORT: String(await freePort()),
-      ...(await comfyPorts()),
-      PHOENIX_PASSWORD: PASSWORD,
+    const env = await upEnv(ws.dir, PASSWORD, {
       DOWNLOAD_CONNECTIONS: '4',
       PROVISION_URL: await writeManifest(`[models.checkpoints]\nbig = "${bigSpec.url}"\n[models.loras]\nsmall = "${hub.url('/m/small.safetensors')}"\n`),
-    };
+    });
     const up = startUp(env, PASSWORD);
     try {
       await up.until(

@@ -3,9 +3,9 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
-import { allReady, comfyPids, comfyStarts, pidIn, sha256File, startUp } from '../fixtures/pod.js';
+import { allReady, comfyPids, comfyStarts, pidIn, sha256File, startUp, upEnv } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { comfyPorts, eventually, freePort, isAlive, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { eventually, isAlive, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const SIZE = 12 * 1024 * 1024;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -42,20 +42,15 @@ describe('phoenix up when its redis-server dies', () => {
       `#!/bin/sh\nif [ -e ${refuse} ]; then echo "redis-server: cannot start (test)" >&2; exit 1; fi\nexec /usr/bin/redis-server "$@"\n`,
     );
     await chmod(path.join(bin, 'redis-server'), 0o755);
-    const env = {
+    const env = await upEnv(ws.dir, PASSWORD, {
       PATH: `${bin}:${process.env.PATH ?? ''}`,
-      HOME: ws.dir,
-      WORKSPACE: ws.dir,
-      PHOENIX_PORT: String(await freePort()),
-      ...(await comfyPorts()),
-      PHOENIX_PASSWORD: PASSWORD,
       COMFYUI_WAIT_FOR: 'none',
       DOWNLOAD_CONNECTIONS: '4',
       PROVISION_URL: await writeManifest(
         `[models.checkpoints]\nbig = "${cdn.url(bigPath)}"\n[models.loras]\nsmall = "${hub.url('/m/small.safetensors')}"\n`,
       ),
       ...extraEnv,
-    };
+    });
     return { ws, env, refuse };
   }
 

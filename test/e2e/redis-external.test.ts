@@ -6,9 +6,9 @@ import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisServerArgs, socketPath } from '../../src/runtime/redis.js';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
-import { allReady, comfyPids, comfyStarts, sha256File, startUp } from '../fixtures/pod.js';
+import { allReady, comfyPids, comfyStarts, sha256File, startUp, upEnv } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { comfyPorts, eventually, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { eventually, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const SIZE = 12 * 1024 * 1024;
 const PASSWORD = 'redis-external-pw';
@@ -47,20 +47,14 @@ describe('phoenix up on an external Redis that restarts', () => {
 
   it('goes on with the jobs a Redis kept in its AOF, and provisions again from disk into an empty one', { timeout: 150_000 }, async () => {
     await startRedis(true);
-    const env = {
-      PATH: process.env.PATH ?? '',
-      HOME: ws.dir,
-      WORKSPACE: ws.dir,
+    const env = await upEnv(ws.dir, PASSWORD, {
       REDIS_URL: `unix://${socketPath(redisDir)}`,
-      PHOENIX_PORT: String(await freePort()),
-      ...(await comfyPorts()),
-      PHOENIX_PASSWORD: PASSWORD,
       COMFYUI_WAIT_FOR: 'none',
       DOWNLOAD_CONNECTIONS: '4',
       PROVISION_URL: await writeManifest(
         `[models.checkpoints]\nbig = "${cdn.url('/big.safetensors')}"\n[models.loras]\nsmall = "${hub.url('/m/small.safetensors')}"\n`,
       ),
-    };
+    });
     const up = startUp(env, PASSWORD);
     try {
       const before = await up.until((s) => s.ready && s.models.some((m) => m.state === 'downloading' && m.bytesDone > SIZE / 4), 60_000, 'a quarter of the big model');

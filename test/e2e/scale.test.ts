@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allReady, sha256File, startUp } from '../fixtures/pod.js';
+import { allReady, sha256File, startUp, upEnv } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { comfyPorts, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const PASSWORD = 'scale-password';
 const MODELS = 300;
@@ -42,16 +42,10 @@ describe('phoenix up with hundreds of models', () => {
 
   it('provisions 300 models, lists them all, and takes 400 concurrent additions without a race or a 5xx', { timeout: 240_000 }, async () => {
     const lines = Array.from({ length: MODELS }, (_, i) => `m${i} = "${hub.url(`/s/m${i}.safetensors`)}"`);
-    const env = {
-      PATH: process.env.PATH ?? '',
-      HOME: ws.dir,
-      WORKSPACE: ws.dir,
-      PHOENIX_PORT: String(await freePort()),
-      ...(await comfyPorts()),
-      PHOENIX_PASSWORD: PASSWORD,
+    const env = await upEnv(ws.dir, PASSWORD, {
       DOWNLOAD_CONCURRENCY: '8',
       PROVISION_URL: await writeManifest(`[models.loras]\n${lines.join('\n')}\n`),
-    };
+    });
     const auth = { authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}` };
     const base = `http://127.0.0.1:${env.PHOENIX_PORT}`;
     const up = startUp(env, PASSWORD);
