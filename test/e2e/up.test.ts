@@ -2,11 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startUp as startUpProcess } from '../fixtures/pod.js';
 import { startStaticServer, type StaticServer } from '../fixtures/static-server.js';
-import { comfyPorts, REPO_ROOT, eventually, freePort, isAlive, makeWorkspace, type Workspace } from '../helpers.js';
+import { comfyPorts, eventually, freePort, isAlive, makeWorkspace, type Workspace } from '../helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const SECRETS = {
@@ -70,18 +71,7 @@ headers = { "Authorization" = "${HEADER_SECRET}" }
     await ws.cleanup();
   });
 
-  function startUp(): { child: ResultPromise; output: () => string } {
-    const child = execa('node', ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli.ts'), 'up'], {
-      cwd: REPO_ROOT,
-      env,
-      extendEnv: false,
-      all: true,
-      reject: false,
-    });
-    let out = '';
-    child.all?.on('data', (d: Buffer) => (out += d.toString()));
-    return { child, output: () => out };
-  }
+  const startUp = () => startUpProcess(env, SECRETS.PHOENIX_PASSWORD);
 
   const status = async (): Promise<Status> => (await fetch(`http://127.0.0.1:${phoenixPort}/status`, { headers: auth })).json() as Promise<Status>;
   const standinRuns = async () =>
