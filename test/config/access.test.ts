@@ -2,17 +2,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
-
-async function problemsOf(env: Record<string, string>): Promise<readonly string[]> {
-  try {
-    await loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { loadConfig } from '../../src/config/index.js';
+import { problemsOf } from './problems.js';
 
 describe('login and port settings', () => {
   it('puts ComfyUI behind the login on an internal port by default', async () => {
