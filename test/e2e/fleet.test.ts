@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodStatus } from '../../src/board/status.js';
 import { startCdnFixture, type CdnFixture } from '../fixtures/cdn-server.js';
+import { startUp, upEnv } from '../fixtures/pod.js';
 import { startTestRedis, type TestRedis } from '../fixtures/redis.js';
 import { startTestS3, type TestS3 } from '../fixtures/s3-server.js';
-import { comfyPorts, REPO_ROOT, eventually, freePort, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
+import { eventually, makeWorkspace, writeManifest, type Workspace } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 const PASSWORD = 'fleet-board-password';
@@ -64,14 +65,7 @@ plain = "${cdn.url('/plain.safetensors')}"
 
   async function startPod(id: string, extra: Record<string, string> = {}): Promise<Pod> {
     const ws = await makeWorkspace();
-    const port = await freePort();
-    const env = {
-      PATH: process.env.PATH ?? '',
-      HOME: ws.dir,
-      WORKSPACE: ws.dir,
-      PHOENIX_PORT: String(port),
-      ...(await comfyPorts()),
-      PHOENIX_PASSWORD: PASSWORD,
+    const env = await upEnv(ws.dir, PASSWORD, {
       PHOENIX_POD_ID: id,
       REDIS_URL: redis.url,
       PROVISION_URL: manifest,
@@ -79,11 +73,9 @@ plain = "${cdn.url('/plain.safetensors')}"
       METRICS_TOKEN,
       ...s3.env,
       ...extra,
-    };
-    const child = execa('node', ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli.ts'), 'up'], { cwd: REPO_ROOT, env, extendEnv: false, all: true, reject: false });
-    let out = '';
-    child.all?.on('data', (d: Buffer) => (out += d.toString()));
-    const pod = { id, ws, port, child, output: () => out };
+    });
+    const { child, output } = startUp(env, PASSWORD);
+    const pod = { id, ws, port: Number(env.PHOENIX_PORT), child, output };
     pods.push(pod);
     return pod;
   }
